@@ -1,0 +1,12 @@
+// cartesia-asio: an Asio client for Cartesia's access-token API. The umbrella header.
+#ifndef CARTESIA_CARTESIA_HPP
+#define CARTESIA_CARTESIA_HPP
+
+#include <cartesia/diagnostics.hpp>
+#include <cartesia/error.hpp>
+#include <cartesia/generate_token.hpp>
+#include <cartesia/tls.hpp>
+#include <cartesia/types.hpp>
+#include <cartesia/version.hpp>
+
+#endif

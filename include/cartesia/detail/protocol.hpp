@@ -1,0 +1,114 @@
+// The sans-io half of the access-token exchange: validation, the request bytes and
+// the interpretation of a response. No I/O here, so that every rule can be unit
+// tested byte for byte; src/generate_token.cpp drives it over TLS.
+#ifndef CARTESIA_DETAIL_PROTOCOL_HPP
+#define CARTESIA_DETAIL_PROTOCOL_HPP
+
+#include <cartesia/diagnostics.hpp>
+#include <cartesia/types.hpp>
+
+#include <boost/system/error_code.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cartesia::detail {
+
+// Writes into a diagnostics object; the only code that does.
+struct diagnostics_access {
+    static void set_client_message(diagnostics &d, std::string message) { d.client_message_ = std::move(message); }
+    static void set_http_status(diagnostics &d, unsigned status) { d.http_status_ = status; }
+    static void set_attempts(diagnostics &d, unsigned attempts) { d.attempts_ = attempts; }
+    static void set_server_fields(diagnostics &d, std::string title, std::string message, std::string error_code,
+                                  std::string request_id)
+    {
+        d.server_title_ = std::move(title);
+        d.server_message_ = std::move(message);
+        d.server_error_code_ = std::move(error_code);
+        d.request_id_ = std::move(request_id);
+    }
+};
+
+// Where requests go, from client_config::base_url.
+struct endpoint {
+    std::string host;        // "api.cartesia.ai", "127.0.0.1" or "::1" (no brackets)
+    std::string port;        // "443" unless the URL says otherwise
+    std::string host_header; // host[:port], as the Host header wants it
+    std::string target;      // prefix + "/access-token"
+    bool host_is_ip = false; // an IP literal: no SNI, IP-address verification
+};
+
+// Checks the whole configuration and request, and parses the URL. On failure
+// returns error::invalid_argument with a client message naming the field at
+// fault (never its value when that value is the key).
+boost::system::error_code validate(const client_config &config, const token_request &request, endpoint &out,
+                                   diagnostics &diag);
+
+// The JSON body: only the fields that are set, in a stable order.
+std::string serialize_request_body(const token_request &request);
+
+// The complete HTTP/1.1 request head and body, ready to be written.
+std::string serialize_request(const client_config &config, const endpoint &where, const token_request &request,
+                              bool keep_alive);
+
+// The facts of one response that decide the outcome.
+struct response_view {
+    unsigned status = 0;
+    std::string_view content_type;
+    std::string_view request_id_header; // x-request-id, may be empty
+    std::string_view body;
+};
+
+// Maps a complete response to a token or an error, filling diag on failure.
+// `api_key` is scrubbed from any server text copied into diag.
+boost::system::error_code interpret_response(const response_view &response, std::string_view api_key,
+                                             token_response &out, diagnostics &diag);
+
+// The error for a non-2xx status.
+boost::system::error_code status_to_error(unsigned status) noexcept;
+
+// Parses a 200 body: a JSON object with a string `token`; other fields are
+// tolerated. On failure returns error::bad_response with a client message.
+boost::system::error_code parse_token_body(std::string_view body, std::string_view content_type, token_response &out,
+                                           diagnostics &diag);
+
+// Fills the server fields of diag from an error body: the 2026-03-01 JSON format,
+// or plain text (all of it becomes the message).
+void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
+                      diagnostics &diag);
+
+// --- retries -----------------------------------------------------------------
+
+// What one attempt learnt that decides whether to try again.
+struct attempt_outcome {
+    boost::system::error_code ec;
+    bool response_started = false;                        // a response byte arrived
+    unsigned status = 0;                                  // 0 when no status line was parsed
+    std::optional<bool> should_retry_header;              // x-should-retry: true|false
+    std::optional<std::chrono::milliseconds> retry_after; // from retry-after-ms / Retry-After
+};
+
+// The rule of the official SDKs, made precise: retry connection failures before
+// any response byte, attempt timeouts, 408, 409, 429 and 5xx; never a certificate
+// verification failure, a bad response or an invalid argument; x-should-retry wins.
+bool is_retryable(const attempt_outcome &outcome) noexcept;
+
+// The delay before retry number `retry` (0-based): min(0.5 * 2^retry, 8) s, times
+// (1 - 0.25 * jitter) with jitter in [0, 1); a server-given delay between 0 and 60 s wins.
+std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
+                                      std::optional<std::chrono::milliseconds> server_delay) noexcept;
+
+// Reads retry-after-ms (milliseconds, may be fractional), else Retry-After (delta
+// seconds or an HTTP date, relative to `now`). nullopt when absent or unparsable.
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,
+                                                           std::string_view retry_after,
+                                                           std::chrono::system_clock::time_point now);
+
+// The User-Agent this library sends.
+std::string user_agent(std::string_view suffix);
+
+} // namespace cartesia::detail
+
+#endif

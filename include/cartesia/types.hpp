@@ -1,0 +1,66 @@
+// The request, the response and the configuration of the access-token API.
+#ifndef CARTESIA_TYPES_HPP
+#define CARTESIA_TYPES_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <optional>
+#include <string>
+
+namespace cartesia {
+
+/// The capabilities a token grants. An unset member is not sent, leaving the
+/// server's default; `false` is sent as `false`.
+struct token_grant {
+    std::optional<bool> tts{};   ///< `/tts/bytes`, `/tts/sse`, `/tts/websocket`.
+    std::optional<bool> stt{};   ///< `/stt/websocket`, `/stt`, `/audio/transcriptions`.
+    std::optional<bool> agent{}; ///< Agent web calls.
+};
+
+/// The body of `POST /access-token`. Only the members that are set are sent.
+struct token_request {
+    std::optional<token_grant> grants{};
+    /// Lifetime of the token, 1 to 3600 seconds (checked before any I/O).
+    /// Unset leaves the server's default, which is undocumented.
+    std::optional<std::chrono::seconds> expires_in{};
+};
+
+/// A minted token.
+struct token_response {
+    /// The access token; hand it to the front end, which sends it as
+    /// `Authorization: Bearer <token>` or `?access_token=<token>`.
+    std::string token;
+    /// The response object exactly as the server sent it (JSON), for fields this
+    /// library does not model yet.
+    std::string raw_json;
+};
+
+/// How to reach the API. Every field is checked before any I/O; a bad value fails
+/// the operation with `error::invalid_argument`.
+struct client_config {
+    /// The API key, `sk_car_...`. Sent only in the Authorization header; never
+    /// logged nor copied into a diagnostic.
+    std::string api_key;
+    /// An `https` URL with a host, an optional port and an optional path prefix:
+    /// requests go to prefix + "/access-token". No user info, query or fragment.
+    std::string base_url = "https://api.cartesia.ai";
+    /// The `Cartesia-Version` header, `YYYY-MM-DD`.
+    std::string api_version = "2026-03-01";
+    /// The deadline of ONE attempt, from name resolution to the last body byte.
+    /// Progress does not extend it.
+    std::chrono::milliseconds timeout{60000};
+    /// Retries after the first attempt, 0 to 10.
+    int max_retries = 2;
+    /// Appended to `User-Agent: cartesia-asio/<version>` after a space, e.g.
+    /// "my-backend/1.4". Printable ASCII only.
+    std::string user_agent_suffix;
+    /// Largest response header block accepted; beyond it `error::response_too_large`.
+    std::size_t max_header_bytes = 16 * 1024;
+    /// Largest response body accepted; beyond it `error::response_too_large`, found
+    /// as soon as the limit is crossed, without reading the rest.
+    std::size_t max_body_bytes = 64 * 1024;
+};
+
+} // namespace cartesia
+
+#endif

@@ -1,0 +1,157 @@
+// cartesia-token: mint one Cartesia access token from the command line.
+//
+// The API key comes from the environment only: argv is visible to every user of
+// the machine through ps(1).
+#include <cartesia/cartesia.hpp>
+
+#include <boost/asio/io_context.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace {
+
+constexpr int exit_ok = 0;
+constexpr int exit_request_failed = 1;
+constexpr int exit_usage = 2;
+
+constexpr std::string_view usage = R"(usage: cartesia-token [options]
+
+Mints a short-lived Cartesia access token and prints it on stdout.
+The API key is read from the environment variable CARTESIA_API_KEY.
+
+options:
+  --base-url URL        API base URL (default: $CARTESIA_BASE_URL, else https://api.cartesia.ai)
+  --ca-file PATH        also trust the CA certificates in this PEM file
+  --tts, --stt, --agent grant these capabilities (default: the server's)
+  --expires-in SECONDS  token lifetime, 1 to 3600
+  --api-version V       Cartesia-Version header (default 2026-03-01)
+  --timeout-ms N        deadline of one attempt (default 60000)
+  --max-retries N       retries after the first attempt (default 2)
+  --json                print the whole response object instead of the token
+  --help                print this help
+  --version             print the version
+
+exit status: 0 success, 1 the request failed, 2 bad usage or input (no connection made)
+)";
+
+struct usage_error {
+    std::string message;
+};
+
+template <class Int> Int parse_integer(std::string_view option, std::string_view text)
+{
+    Int value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size())
+        throw usage_error{std::string(option) + " expects an integer, got '" + std::string(text) + "'"};
+    return value;
+}
+
+struct options {
+    cartesia::client_config config;
+    cartesia::token_request request;
+    std::optional<std::string> ca_file;
+    bool print_json = false;
+};
+
+// Returns nullopt when the program should exit successfully (--help, --version).
+std::optional<options> parse_command_line(int argc, char **argv)
+{
+    options parsed;
+    if (const char *url = std::getenv("CARTESIA_BASE_URL"); url && *url)
+        parsed.config.base_url = url;
+    auto grant = [&]() -> cartesia::token_grant & {
+        if (!parsed.request.grants)
+            parsed.request.grants.emplace();
+        return *parsed.request.grants;
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc)
+                throw usage_error{std::string(arg) + " expects a value"};
+            return argv[++i];
+        };
+        if (arg == "--help") {
+            std::cout << usage;
+            return std::nullopt;
+        } else if (arg == "--version") {
+            std::cout << "cartesia-token " CARTESIA_ASIO_VERSION_STRING "\n";
+            return std::nullopt;
+        } else if (arg == "--base-url") {
+            parsed.config.base_url = value();
+        } else if (arg == "--ca-file") {
+            parsed.ca_file = std::string(value());
+        } else if (arg == "--tts") {
+            grant().tts = true;
+        } else if (arg == "--stt") {
+            grant().stt = true;
+        } else if (arg == "--agent") {
+            grant().agent = true;
+        } else if (arg == "--expires-in") {
+            parsed.request.expires_in = std::chrono::seconds(parse_integer<long long>(arg, value()));
+        } else if (arg == "--api-version") {
+            parsed.config.api_version = value();
+        } else if (arg == "--timeout-ms") {
+            parsed.config.timeout = std::chrono::milliseconds(parse_integer<long long>(arg, value()));
+        } else if (arg == "--max-retries") {
+            parsed.config.max_retries = parse_integer<int>(arg, value());
+        } else if (arg == "--json") {
+            parsed.print_json = true;
+        } else {
+            throw usage_error{"unknown option '" + std::string(arg) + "' (see --help)"};
+        }
+    }
+    const char *key = std::getenv("CARTESIA_API_KEY");
+    if (!key || !*key)
+        throw usage_error{"CARTESIA_API_KEY is not set"};
+    parsed.config.api_key = key;
+    return parsed;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    std::optional<options> opts;
+    try {
+        opts = parse_command_line(argc, argv);
+    } catch (const usage_error &e) {
+        std::cerr << "cartesia-token: " << e.message << '\n';
+        return exit_usage;
+    }
+    if (!opts)
+        return exit_ok;
+
+    std::optional<boost::asio::ssl::context> tls;
+    try {
+        tls.emplace(opts->ca_file ? cartesia::make_tls_context(*opts->ca_file) : cartesia::make_tls_context());
+    } catch (const boost::system::system_error &e) {
+        std::cerr << "cartesia-token: cannot use --ca-file: " << e.code().message() << '\n';
+        return exit_usage;
+    }
+
+    boost::asio::io_context io;
+    cartesia::diagnostics diag;
+    int status = exit_request_failed;
+    cartesia::async_generate_token(io, *tls, opts->config, opts->request, diag,
+                                   [&](boost::system::error_code ec, cartesia::token_response response) {
+                                       if (!ec) {
+                                           std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
+                                           status = exit_ok;
+                                           return;
+                                       }
+                                       std::cerr << "cartesia-token: " << cartesia::describe(ec, diag) << '\n';
+                                       status =
+                                           ec == cartesia::error::invalid_argument ? exit_usage : exit_request_failed;
+                                   });
+    io.run();
+    std::cout.flush();
+    return status;
+}

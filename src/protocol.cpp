@@ -1,0 +1,407 @@
+#include <cartesia/detail/protocol.hpp>
+#include <cartesia/error.hpp>
+#include <cartesia/version.hpp>
+
+#include <boost/asio/ssl/error.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <cctype>
+
+namespace cartesia::detail {
+namespace {
+
+using boost::system::error_code;
+
+constexpr std::size_t max_key_length = 512;
+constexpr int max_retries_limit = 10;
+
+bool is_printable_ascii(char c) noexcept
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+error_code invalid(diagnostics &diag, std::string message)
+{
+    diagnostics_access::set_client_message(diag, std::move(message));
+    return error::invalid_argument;
+}
+
+bool is_iso_date(std::string_view s) noexcept
+{
+    if (s.size() != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    for (std::size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 8u, 9u})
+        if (!std::isdigit(static_cast<unsigned char>(s[i])))
+            return false;
+    const int month = (s[5] - '0') * 10 + (s[6] - '0');
+    const int day = (s[8] - '0') * 10 + (s[9] - '0');
+    return month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+error_code parse_base_url(std::string_view base_url, endpoint &out, diagnostics &diag)
+{
+    auto parsed = boost::urls::parse_absolute_uri(base_url);
+    if (!parsed)
+        return invalid(diag, "client_config::base_url is not an absolute URL");
+    const auto &url = *parsed;
+    if (url.scheme_id() != boost::urls::scheme::https)
+        return invalid(diag, "client_config::base_url must use https");
+    if (url.has_userinfo())
+        return invalid(diag, "client_config::base_url must not carry user info");
+    if (url.has_query())
+        return invalid(diag, "client_config::base_url must not carry a query");
+    if (url.has_fragment())
+        return invalid(diag, "client_config::base_url must not carry a fragment");
+
+    switch (url.host_type()) {
+    case boost::urls::host_type::name:
+    case boost::urls::host_type::ipv4:
+        out.host = url.encoded_host_address();
+        break;
+    case boost::urls::host_type::ipv6:
+        out.host = url.host_address(); // without the brackets
+        break;
+    default:
+        return invalid(diag, "client_config::base_url must name a host");
+    }
+    if (out.host.empty())
+        return invalid(diag, "client_config::base_url must name a host");
+    if (url.host_type() == boost::urls::host_type::name && !std::all_of(out.host.begin(), out.host.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+        }))
+        return invalid(diag, "client_config::base_url has an invalid host name");
+    out.host_is_ip = url.host_type() != boost::urls::host_type::name;
+
+    if (url.has_port()) {
+        if (url.port_number() == 0)
+            return invalid(diag, "client_config::base_url has an invalid port");
+        out.port = url.port();
+    } else {
+        out.port = "443";
+    }
+    out.host_header = std::string(url.encoded_host_and_port());
+
+    // The path is a prefix: "https://proxy/v1/" sends to "/v1/access-token".
+    std::string_view path = url.encoded_path();
+    while (!path.empty() && path.back() == '/')
+        path.remove_suffix(1);
+    out.target.assign(path);
+    out.target += "/access-token";
+    return {};
+}
+
+// Replaces every occurrence of the key with its public prefix, so that a server
+// echoing the key cannot make it reach a log through diagnostics.
+std::string scrub(std::string text, std::string_view api_key)
+{
+    if (api_key.size() < 8) // too short to be a real key; scrubbing would maul the text
+        return text;
+    for (auto pos = text.find(api_key); pos != std::string::npos; pos = text.find(api_key, pos))
+        text.replace(pos, api_key.size(), "sk_car_...");
+    return text;
+}
+
+std::string string_member(const boost::json::object &obj, std::string_view name)
+{
+    if (auto *v = obj.if_contains(name); v && v->is_string())
+        return std::string(v->get_string());
+    return {};
+}
+
+} // namespace
+
+error_code validate(const client_config &config, const token_request &request, endpoint &out, diagnostics &diag)
+{
+    // The key goes into a header: a control character would let it inject headers.
+    if (config.api_key.empty())
+        return invalid(diag, "client_config::api_key is empty");
+    if (config.api_key.size() > max_key_length)
+        return invalid(diag, "client_config::api_key is too long");
+    if (!std::all_of(config.api_key.begin(), config.api_key.end(), is_printable_ascii))
+        return invalid(diag, "client_config::api_key contains a space or a control character");
+    if (!is_iso_date(config.api_version))
+        return invalid(diag, "client_config::api_version must be a date, YYYY-MM-DD");
+    if (config.timeout <= std::chrono::milliseconds::zero())
+        return invalid(diag, "client_config::timeout must be positive");
+    if (config.max_retries < 0 || config.max_retries > max_retries_limit)
+        return invalid(diag, "client_config::max_retries must be between 0 and 10");
+    if (!std::all_of(config.user_agent_suffix.begin(), config.user_agent_suffix.end(),
+                     [](char c) { return c == ' ' || is_printable_ascii(c); }))
+        return invalid(diag, "client_config::user_agent_suffix must be printable ASCII");
+    if (config.max_header_bytes == 0 || config.max_body_bytes == 0)
+        return invalid(diag, "client_config::max_header_bytes and max_body_bytes must be positive");
+    if (request.expires_in && (request.expires_in->count() < 1 || request.expires_in->count() > 3600))
+        return invalid(diag, "token_request::expires_in must be between 1 and 3600 seconds");
+    return parse_base_url(config.base_url, out, diag);
+}
+
+std::string serialize_request_body(const token_request &request)
+{
+    boost::json::object body;
+    if (request.grants) {
+        boost::json::object grants;
+        if (request.grants->tts)
+            grants["tts"] = *request.grants->tts;
+        if (request.grants->stt)
+            grants["stt"] = *request.grants->stt;
+        if (request.grants->agent)
+            grants["agent"] = *request.grants->agent;
+        body["grants"] = std::move(grants);
+    }
+    if (request.expires_in)
+        body["expires_in"] = request.expires_in->count();
+    return boost::json::serialize(body);
+}
+
+std::string user_agent(std::string_view suffix)
+{
+    std::string ua = "cartesia-asio/" CARTESIA_ASIO_VERSION_STRING;
+    if (!suffix.empty()) {
+        ua += ' ';
+        ua += suffix;
+    }
+    return ua;
+}
+
+std::string serialize_request(const client_config &config, const endpoint &where, const token_request &request,
+                              bool keep_alive)
+{
+    const std::string body = serialize_request_body(request);
+    std::string out;
+    out.reserve(320 + config.api_key.size() + body.size());
+    out += "POST ";
+    out += where.target;
+    out += " HTTP/1.1\r\nHost: ";
+    out += where.host_header;
+    out += "\r\nAuthorization: Bearer ";
+    out += config.api_key;
+    out += "\r\nCartesia-Version: ";
+    out += config.api_version;
+    out += "\r\nContent-Type: application/json\r\nAccept: application/json\r\nUser-Agent: ";
+    out += user_agent(config.user_agent_suffix);
+    out += "\r\nContent-Length: ";
+    out += std::to_string(body.size());
+    if (!keep_alive)
+        out += "\r\nConnection: close";
+    out += "\r\n\r\n";
+    out += body;
+    return out;
+}
+
+error_code status_to_error(unsigned status) noexcept
+{
+    switch (status) {
+    case 400:
+        return error::bad_request;
+    case 401:
+        return error::unauthorized;
+    case 403:
+        return error::forbidden;
+    case 404:
+        return error::not_found;
+    case 409:
+        return error::conflict;
+    case 422:
+        return error::unprocessable_entity;
+    case 429:
+        return error::rate_limited;
+    default:
+        return status >= 500 ? error::server_error : error::unexpected_status;
+    }
+}
+
+error_code parse_token_body(std::string_view body, std::string_view content_type, token_response &out,
+                            diagnostics &diag)
+{
+    auto fail = [&](std::string what) {
+        if (!content_type.empty())
+            what += " (content-type " + std::string(content_type.substr(0, 64)) + ")";
+        diagnostics_access::set_client_message(diag, std::move(what));
+        return error_code(error::bad_response);
+    };
+    boost::system::error_code json_ec;
+    boost::json::value parsed = boost::json::parse(body, json_ec);
+    if (json_ec)
+        return fail("the 2xx response body is not valid JSON: " + json_ec.message());
+    const auto *obj = parsed.if_object();
+    if (!obj)
+        return fail("the 2xx response body is not a JSON object");
+    const auto *token = obj->if_contains("token");
+    if (!token)
+        return fail("the 2xx response has no \"token\" member");
+    if (!token->is_string())
+        return fail("the 2xx response's \"token\" is not a string");
+    if (token->get_string().empty())
+        return fail("the 2xx response's \"token\" is empty");
+    out.token.assign(token->get_string().data(), token->get_string().size());
+    out.raw_json.assign(body);
+    return {};
+}
+
+void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
+                      diagnostics &diag)
+{
+    // Server text is untrusted: bound what we keep of it.
+    constexpr std::size_t max_kept = 1024;
+    std::string title, message, code, request_id;
+    boost::system::error_code json_ec;
+    boost::json::value parsed = boost::json::parse(body, json_ec);
+    if (!json_ec && parsed.is_object()) {
+        const auto &obj = parsed.get_object();
+        title = string_member(obj, "title");
+        message = string_member(obj, "message");
+        code = string_member(obj, "error_code");
+        request_id = string_member(obj, "request_id");
+    } else {
+        message.assign(body);
+        while (!message.empty() && std::isspace(static_cast<unsigned char>(message.back())))
+            message.pop_back();
+    }
+    if (request_id.empty())
+        request_id.assign(request_id_header);
+    for (std::string *field : {&title, &message, &code, &request_id})
+        if (field->size() > max_kept)
+            field->resize(max_kept);
+    diagnostics_access::set_server_fields(diag, scrub(std::move(title), api_key), scrub(std::move(message), api_key),
+                                          scrub(std::move(code), api_key), scrub(std::move(request_id), api_key));
+}
+
+error_code interpret_response(const response_view &response, std::string_view api_key, token_response &out,
+                              diagnostics &diag)
+{
+    diagnostics_access::set_http_status(diag, response.status);
+    if (response.status >= 200 && response.status < 300)
+        return parse_token_body(response.body, response.content_type, out, diag);
+    parse_error_body(response.body, response.request_id_header, api_key, diag);
+    return status_to_error(response.status);
+}
+
+} // namespace cartesia::detail
+
+namespace cartesia::detail {
+namespace {
+
+std::optional<double> parse_non_negative_number(std::string_view text)
+{
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+        text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+        text.remove_suffix(1);
+    if (text.empty() || text.size() > 32)
+        return std::nullopt;
+    double value = 0;
+    double scale = 0; // 0 while in the integer part
+    for (char c : text) {
+        if (c == '.' && scale == 0) {
+            scale = 0.1;
+        } else if (c >= '0' && c <= '9') {
+            if (scale == 0) {
+                value = value * 10 + (c - '0');
+            } else {
+                value += (c - '0') * scale;
+                scale /= 10;
+            }
+        } else {
+            return std::nullopt;
+        }
+    }
+    return value;
+}
+
+// IMF-fixdate, the only HTTP date form servers may send: "Sun, 06 Nov 1994 08:49:37 GMT".
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text)
+{
+    static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    if (text.size() != 29 || text[3] != ',' || text.substr(25) != " GMT")
+        return std::nullopt;
+    auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
+        int n = 0;
+        for (char c : text.substr(pos, len)) {
+            if (c < '0' || c > '9')
+                return std::nullopt;
+            n = n * 10 + (c - '0');
+        }
+        return n;
+    };
+    auto day = number(5, 2), year = number(12, 4), hour = number(17, 2), minute = number(20, 2), second = number(23, 2);
+    if (!day || !year || !hour || !minute || !second || text[19] != ':' || text[22] != ':')
+        return std::nullopt;
+    unsigned month = 0;
+    while (month < 12 && months[month] != text.substr(8, 3))
+        ++month;
+    if (month == 12)
+        return std::nullopt;
+    const std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{month + 1},
+                                           std::chrono::day{static_cast<unsigned>(*day)}};
+    if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60)
+        return std::nullopt;
+    return std::chrono::sys_days{date} + std::chrono::hours{*hour} + std::chrono::minutes{*minute} +
+           std::chrono::seconds{*second};
+}
+
+bool is_retryable_status(unsigned status) noexcept
+{
+    return status == 408 || status == 409 || status == 429 || status >= 500;
+}
+
+} // namespace
+
+bool is_retryable(const attempt_outcome &outcome) noexcept
+{
+    if (!outcome.ec)
+        return false;
+    if (outcome.ec == error::invalid_argument)
+        return false;
+    if (outcome.should_retry_header)
+        return *outcome.should_retry_header;
+    if (outcome.status != 0)
+        return outcome.status >= 300 && is_retryable_status(outcome.status);
+    if (outcome.ec == error::timeout)
+        return true;
+    if (outcome.ec.category() == error_category())
+        return false; // bad_response, response_too_large
+    if (outcome.response_started)
+        return false;
+    // A handshake that failed on its own terms (a certificate, a protocol version)
+    // fails the same way again; one cut short by the transport may not.
+    if (outcome.ec.category() == boost::asio::error::get_ssl_category())
+        return false;
+    return true;
+}
+
+std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
+                                      std::optional<std::chrono::milliseconds> server_delay) noexcept
+{
+    using namespace std::chrono_literals;
+    if (server_delay && *server_delay >= 0ms && *server_delay <= 60s)
+        return *server_delay;
+    const double base_seconds = std::min(0.5 * static_cast<double>(1u << std::min(retry, 5u)), 8.0);
+    const double seconds = base_seconds * (1.0 - 0.25 * std::clamp(jitter, 0.0, 1.0));
+    return std::chrono::milliseconds{static_cast<long long>(seconds * 1000)};
+}
+
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,
+                                                           std::string_view retry_after,
+                                                           std::chrono::system_clock::time_point now)
+{
+    using std::chrono::milliseconds;
+    if (!retry_after_ms.empty()) {
+        if (auto ms = parse_non_negative_number(retry_after_ms); ms && *ms < 1e9)
+            return milliseconds{static_cast<long long>(*ms)};
+    }
+    if (retry_after.empty())
+        return std::nullopt;
+    if (auto seconds = parse_non_negative_number(retry_after); seconds && *seconds < 1e9)
+        return milliseconds{static_cast<long long>(*seconds * 1000)};
+    if (auto date = parse_http_date(retry_after))
+        return std::chrono::duration_cast<milliseconds>(*date - now);
+    return std::nullopt;
+}
+
+} // namespace cartesia::detail

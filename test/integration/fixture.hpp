@@ -1,0 +1,79 @@
+// A local test server and a client configuration that trusts it.
+#ifndef CARTESIA_TEST_INTEGRATION_FIXTURE_HPP
+#define CARTESIA_TEST_INTEGRATION_FIXTURE_HPP
+
+#include <cartesia/cartesia.hpp>
+#include <support/printing.hpp>
+#include <support/test_server.hpp>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <string>
+
+namespace cartesia::test {
+
+struct server_fixture {
+    explicit server_fixture(server_options options = {}) : server(std::move(options))
+    {
+        tls.add_certificate_authority(boost::asio::buffer(server.ca_cert_pem()));
+        config.api_key = server.api_key();
+        config.base_url = server.base_url();
+        config.max_retries = 0; // tests that want retries say so
+        config.timeout = std::chrono::seconds(20);
+    }
+
+    // The same server reached through /fault/<name>.
+    client_config config_with_fault(const std::string &fault) const
+    {
+        auto faulty = config;
+        faulty.base_url += "/fault/" + fault;
+        return faulty;
+    }
+
+    test_server server;
+    boost::asio::ssl::context tls = make_tls_context();
+    client_config config;
+    boost::asio::io_context io;
+};
+
+// The JSON payload of a JWT-shaped token, or null when it is not one.
+inline boost::json::value jwt_payload(const std::string &token)
+{
+    const auto first = token.find('.');
+    const auto second = token.find('.', first + 1);
+    if (first == std::string::npos || second == std::string::npos || token.find('.', second + 1) != std::string::npos)
+        return nullptr;
+    std::string segment = token.substr(first + 1, second - first - 1);
+    for (char &c : segment)
+        c = c == '-' ? '+' : c == '_' ? '/' : c;
+    while (segment.size() % 4 != 0)
+        segment += '=';
+    static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string decoded;
+    unsigned buffer = 0;
+    int bits = 0;
+    for (char c : segment) {
+        if (c == '=')
+            break;
+        const auto index = alphabet.find(c);
+        if (index == std::string_view::npos)
+            return nullptr;
+        buffer = (buffer << 6) | static_cast<unsigned>(index);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            decoded += static_cast<char>((buffer >> bits) & 0xff);
+        }
+    }
+    boost::system::error_code ec;
+    auto payload = boost::json::parse(decoded, ec);
+    return ec ? boost::json::value(nullptr) : payload;
+}
+
+} // namespace cartesia::test
+
+#endif

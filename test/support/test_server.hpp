@@ -1,0 +1,107 @@
+// A local Cartesia-compatible HTTPS server for tests, the demo and the benchmark.
+//
+// It listens on 127.0.0.1 (an ephemeral port by default), runs on a thread of its own,
+// makes a fresh CA and a leaf certificate at start-up, and answers POST <prefix>/access-token
+// like the real API: it checks the bearer key, the Cartesia-Version header, the content type
+// and the JSON body, and answers {"token": "<JWT>"} or the 2026-03-01 error body.
+//
+// A test chooses a behaviour per request with a path prefix, /fault/<name>/access-token
+// (see fault_names() in the .cpp), or in-process with server_options::responder.
+#ifndef CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
+#define CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cartesia::test {
+
+// A private PKI: a self-signed CA and a leaf certificate signed by it, all PEM.
+struct pki_options {
+    // X509v3 subjectAltName entries of the leaf, in OpenSSL's syntax.
+    std::vector<std::string> subject_alt_names{"DNS:localhost", "IP:127.0.0.1"};
+    // Validity of the leaf relative to now; a negative not_after makes an expired certificate.
+    std::chrono::seconds not_before{-3600};
+    std::chrono::seconds not_after{24 * 3600};
+};
+
+struct pki {
+    std::string ca_cert_pem;
+    std::string leaf_cert_pem;
+    std::string leaf_key_pem;
+};
+
+pki make_pki(const pki_options &options = {});
+
+// One request as the server parsed it. Header names are lower-case.
+struct recorded_request {
+    std::string method;
+    std::string target;
+    std::string version; // "1.1"
+    std::multimap<std::string, std::string> headers;
+    std::string body;
+
+    // The first value of a header, or nullopt.
+    std::optional<std::string> header(const std::string &lower_case_name) const;
+};
+
+// An answer chosen by a test.
+struct canned_response {
+    unsigned status = 200;
+    std::string content_type = "application/json";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// A behaviour a request selects with the path /fault/<name>/access-token.
+struct fault_info {
+    std::string name;   // e.g. "status-<code>"
+    std::string effect; // what the server does, for --help and documentation
+};
+
+// Every fault the server understands; any other name is answered with 404.
+const std::vector<fault_info> &fault_names();
+
+struct server_options {
+    std::string api_key = "sk_car_test_0123456789abcdef";
+    pki_options certificate;
+    // 0 picks an ephemeral port.
+    unsigned short port = 0;
+    // When set and it returns a value, that value is the answer (after the request was recorded).
+    std::function<std::optional<canned_response>(const recorded_request &)> responder;
+};
+
+class test_server {
+public:
+    explicit test_server(server_options options = {});
+    ~test_server(); // stops the server and joins its thread; closes every connection
+    test_server(const test_server &) = delete;
+    test_server &operator=(const test_server &) = delete;
+
+    unsigned short port() const noexcept;
+    // "https://localhost:<port>"; the certificate is valid for localhost and 127.0.0.1.
+    std::string base_url() const;
+    const std::string &api_key() const noexcept;
+    const std::string &ca_cert_pem() const noexcept;
+    // The CA written to a PEM file in a temporary directory removed by the destructor.
+    const std::string &ca_file() const noexcept;
+
+    // Counters, safe to read from any thread.
+    std::size_t connections_accepted() const noexcept;
+    std::size_t requests_received() const noexcept;
+    std::vector<recorded_request> recorded_requests() const;
+
+private:
+    struct impl;
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace cartesia::test
+
+#endif
