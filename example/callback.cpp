@@ -43,7 +43,7 @@ int main()
 
         io.run();
         return status;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << e.what() << '\n';
         return 1;
     }

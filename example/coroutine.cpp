@@ -13,7 +13,7 @@
 namespace asio = boost::asio;
 using namespace asio::experimental::awaitable_operators;
 
-asio::awaitable<int> mint(asio::ssl::context &tls, cartesia::client_config config)
+asio::awaitable<int> mint(asio::ssl::context& tls, cartesia::client_config config)
 {
     auto executor = co_await asio::this_coro::executor;
     cartesia::token_request request;
@@ -56,7 +56,7 @@ int main()
         });
         io.run();
         return status;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << e.what() << '\n';
         return 1;
     }

@@ -27,7 +27,7 @@ int main()
         int status = 0;
         try {
             std::cout << "future: " << pending.get().token << '\n'; // get() rethrows a failure
-        } catch (const boost::system::system_error &e) {
+        } catch (const boost::system::system_error& e) {
             // Without a diagnostics object, the code alone: e.g. "unauthorized (HTTP 401)".
             std::cerr << "failed: " << e.code().message() << '\n';
             status = 1;
@@ -35,7 +35,7 @@ int main()
         work.reset();
         io_thread.join();
         return status;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << e.what() << '\n';
         return 1;
     }

@@ -4,7 +4,7 @@
 namespace cartesia {
 namespace {
 
-bool is_status_error(const boost::system::error_code &ec) noexcept
+bool is_status_error(const boost::system::error_code& ec) noexcept
 {
     if (ec.category() != error_category())
         return false;
@@ -14,7 +14,7 @@ bool is_status_error(const boost::system::error_code &ec) noexcept
 
 } // namespace
 
-std::string describe(const boost::system::error_code &ec, const diagnostics &diag)
+std::string describe(const boost::system::error_code& ec, const diagnostics& diag)
 {
     if (!ec)
         return "success";
@@ -47,7 +47,7 @@ std::string describe(const boost::system::error_code &ec, const diagnostics &dia
     if (diag.attempts() > 1)
         line += " after " + std::to_string(diag.attempts()) + " attempts";
     // Server text may hold anything; one line means no line breaks.
-    for (char &c : line)
+    for (char& c : line)
         if (c == '\r' || c == '\n')
             c = ' ';
     return line;

@@ -7,7 +7,7 @@ namespace {
 
 class category final : public boost::system::error_category {
 public:
-    const char *name() const noexcept override { return "cartesia"; }
+    const char* name() const noexcept override { return "cartesia"; }
 
     std::string message(int code) const override
     {
@@ -45,7 +45,7 @@ public:
 
 } // namespace
 
-const boost::system::error_category &error_category() noexcept
+const boost::system::error_category& error_category() noexcept
 {
     static const category instance;
     return instance;

@@ -3,14 +3,16 @@
 #include <cartesia/version.hpp>
 
 #include <boost/asio/ssl/error.hpp>
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <charconv>
 
 namespace cartesia::detail {
 namespace {
@@ -25,7 +27,7 @@ bool is_printable_ascii(char c) noexcept
     return c > 0x20 && c < 0x7f;
 }
 
-error_code invalid(diagnostics &diag, std::string message)
+error_code invalid(diagnostics& diag, std::string message)
 {
     diagnostics_access::set_client_message(diag, std::move(message));
     return error::invalid_argument;
@@ -43,12 +45,12 @@ bool is_iso_date(std::string_view s) noexcept
     return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
-error_code parse_base_url(std::string_view base_url, endpoint &out, diagnostics &diag)
+error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics& diag)
 {
     auto parsed = boost::urls::parse_absolute_uri(base_url);
     if (!parsed)
         return invalid(diag, "client_config::base_url is not an absolute URL");
-    const auto &url = *parsed;
+    const auto& url = *parsed;
     if (url.scheme_id() != boost::urls::scheme::https)
         return invalid(diag, "client_config::base_url must use https");
     if (url.has_userinfo())
@@ -106,16 +108,16 @@ std::string scrub(std::string text, std::string_view api_key)
     return text;
 }
 
-std::string string_member(const boost::json::object &obj, std::string_view name)
+std::string string_member(const boost::json::object& obj, std::string_view name)
 {
-    if (auto *v = obj.if_contains(name); v && v->is_string())
+    if (auto* v = obj.if_contains(name); v && v->is_string())
         return std::string(v->get_string());
     return {};
 }
 
 } // namespace
 
-error_code validate(const client_config &config, const token_request &request, endpoint &out, diagnostics &diag)
+error_code validate(const client_config& config, const token_request& request, endpoint& out, diagnostics& diag)
 {
     // The key goes into a header: a control character would let it inject headers.
     if (config.api_key.empty())
@@ -133,6 +135,10 @@ error_code validate(const client_config &config, const token_request &request, e
     if (!std::all_of(config.user_agent_suffix.begin(), config.user_agent_suffix.end(),
                      [](char c) { return c == ' ' || is_printable_ascii(c); }))
         return invalid(diag, "client_config::user_agent_suffix must be printable ASCII");
+    if (config.max_connections == 0 || config.max_connections > 65536)
+        return invalid(diag, "client_config::max_connections must be between 1 and 65536");
+    if (config.idle_timeout <= std::chrono::milliseconds::zero())
+        return invalid(diag, "client_config::idle_timeout must be positive");
     if (config.max_header_bytes == 0 || config.max_body_bytes == 0)
         return invalid(diag, "client_config::max_header_bytes and max_body_bytes must be positive");
     if (request.expires_in && (request.expires_in->count() < 1 || request.expires_in->count() > 3600))
@@ -140,40 +146,74 @@ error_code validate(const client_config &config, const token_request &request, e
     return parse_base_url(config.base_url, out, diag);
 }
 
-std::string serialize_request_body(const token_request &request)
+namespace {
+
+// The body is a handful of known members: writing it by hand keeps it exact and
+// costs no allocation; the longest is 70 bytes.
+using body_buffer = std::array<char, 96>;
+
+std::string_view write_request_body(const token_request& request, body_buffer& buffer)
 {
-    boost::json::object body;
+    char* out = buffer.data();
+    auto put = [&](std::string_view text) { out = std::copy(text.begin(), text.end(), out); };
+    put("{");
     if (request.grants) {
-        boost::json::object grants;
-        if (request.grants->tts)
-            grants["tts"] = *request.grants->tts;
-        if (request.grants->stt)
-            grants["stt"] = *request.grants->stt;
-        if (request.grants->agent)
-            grants["agent"] = *request.grants->agent;
-        body["grants"] = std::move(grants);
+        put("\"grants\":{");
+        bool first = true;
+        for (auto [name, value] : {std::pair{"tts", request.grants->tts}, std::pair{"stt", request.grants->stt},
+                                   std::pair{"agent", request.grants->agent}}) {
+            if (!value)
+                continue;
+            put(first ? "\"" : ",\"");
+            put(name);
+            put(*value ? "\":true" : "\":false");
+            first = false;
+        }
+        put("}");
     }
-    if (request.expires_in)
-        body["expires_in"] = request.expires_in->count();
-    return boost::json::serialize(body);
+    if (request.expires_in) {
+        put(request.grants ? ",\"expires_in\":" : "\"expires_in\":");
+        out = std::to_chars(out, buffer.data() + buffer.size(), request.expires_in->count()).ptr;
+    }
+    put("}");
+    return {buffer.data(), static_cast<std::size_t>(out - buffer.data())};
+}
+
+void append_user_agent(std::string& out, std::string_view suffix)
+{
+    out += "cartesia-asio/" CARTESIA_ASIO_VERSION_STRING;
+    if (!suffix.empty()) {
+        out += ' ';
+        out += suffix;
+    }
+}
+
+} // namespace
+
+std::string serialize_request_body(const token_request& request)
+{
+    body_buffer buffer;
+    return std::string(write_request_body(request, buffer));
 }
 
 std::string user_agent(std::string_view suffix)
 {
-    std::string ua = "cartesia-asio/" CARTESIA_ASIO_VERSION_STRING;
-    if (!suffix.empty()) {
-        ua += ' ';
-        ua += suffix;
-    }
+    std::string ua;
+    append_user_agent(ua, suffix);
     return ua;
 }
 
-std::string serialize_request(const client_config &config, const endpoint &where, const token_request &request,
+std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
                               bool keep_alive)
 {
-    const std::string body = serialize_request_body(request);
+    body_buffer buffer;
+    const std::string_view body = write_request_body(request, buffer);
+    char length[24];
+    const std::string_view content_length(
+        length, static_cast<std::size_t>(std::to_chars(length, length + sizeof length, body.size()).ptr - length));
     std::string out;
-    out.reserve(320 + config.api_key.size() + body.size());
+    out.reserve(256 + where.target.size() + where.host_header.size() + config.api_key.size() +
+                config.api_version.size() + config.user_agent_suffix.size() + body.size());
     out += "POST ";
     out += where.target;
     out += " HTTP/1.1\r\nHost: ";
@@ -183,9 +223,9 @@ std::string serialize_request(const client_config &config, const endpoint &where
     out += "\r\nCartesia-Version: ";
     out += config.api_version;
     out += "\r\nContent-Type: application/json\r\nAccept: application/json\r\nUser-Agent: ";
-    out += user_agent(config.user_agent_suffix);
+    append_user_agent(out, config.user_agent_suffix);
     out += "\r\nContent-Length: ";
-    out += std::to_string(body.size());
+    out += content_length;
     if (!keep_alive)
         out += "\r\nConnection: close";
     out += "\r\n\r\n";
@@ -215,8 +255,8 @@ error_code status_to_error(unsigned status) noexcept
     }
 }
 
-error_code parse_token_body(std::string_view body, std::string_view content_type, token_response &out,
-                            diagnostics &diag)
+error_code parse_token_body(std::string_view body, std::string_view content_type, token_response& out,
+                            diagnostics& diag)
 {
     auto fail = [&](std::string what) {
         if (!content_type.empty())
@@ -224,14 +264,17 @@ error_code parse_token_body(std::string_view body, std::string_view content_type
         diagnostics_access::set_client_message(diag, std::move(what));
         return error_code(error::bad_response);
     };
+    // A token response is small: parse it in stack memory, no heap allocation.
+    unsigned char arena[2048];
+    boost::json::monotonic_resource resource(arena, sizeof arena);
     boost::system::error_code json_ec;
-    boost::json::value parsed = boost::json::parse(body, json_ec);
+    const boost::json::value parsed = boost::json::parse(body, json_ec, &resource);
     if (json_ec)
         return fail("the 2xx response body is not valid JSON: " + json_ec.message());
-    const auto *obj = parsed.if_object();
+    const auto* obj = parsed.if_object();
     if (!obj)
         return fail("the 2xx response body is not a JSON object");
-    const auto *token = obj->if_contains("token");
+    const auto* token = obj->if_contains("token");
     if (!token)
         return fail("the 2xx response has no \"token\" member");
     if (!token->is_string())
@@ -244,7 +287,7 @@ error_code parse_token_body(std::string_view body, std::string_view content_type
 }
 
 void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
-                      diagnostics &diag)
+                      diagnostics& diag)
 {
     // Server text is untrusted: bound what we keep of it.
     constexpr std::size_t max_kept = 1024;
@@ -252,7 +295,7 @@ void parse_error_body(std::string_view body, std::string_view request_id_header,
     boost::system::error_code json_ec;
     boost::json::value parsed = boost::json::parse(body, json_ec);
     if (!json_ec && parsed.is_object()) {
-        const auto &obj = parsed.get_object();
+        const auto& obj = parsed.get_object();
         title = string_member(obj, "title");
         message = string_member(obj, "message");
         code = string_member(obj, "error_code");
@@ -264,15 +307,15 @@ void parse_error_body(std::string_view body, std::string_view request_id_header,
     }
     if (request_id.empty())
         request_id.assign(request_id_header);
-    for (std::string *field : {&title, &message, &code, &request_id})
+    for (std::string* field : {&title, &message, &code, &request_id})
         if (field->size() > max_kept)
             field->resize(max_kept);
     diagnostics_access::set_server_fields(diag, scrub(std::move(title), api_key), scrub(std::move(message), api_key),
                                           scrub(std::move(code), api_key), scrub(std::move(request_id), api_key));
 }
 
-error_code interpret_response(const response_view &response, std::string_view api_key, token_response &out,
-                              diagnostics &diag)
+error_code interpret_response(const response_view& response, std::string_view api_key, token_response& out,
+                              diagnostics& diag)
 {
     diagnostics_access::set_http_status(diag, response.status);
     if (response.status >= 200 && response.status < 300)
@@ -352,7 +395,7 @@ bool is_retryable_status(unsigned status) noexcept
 
 } // namespace
 
-bool is_retryable(const attempt_outcome &outcome) noexcept
+bool is_retryable(const attempt_outcome& outcome) noexcept
 {
     if (!outcome.ec)
         return false;

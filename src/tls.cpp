@@ -17,7 +17,7 @@ boost::asio::ssl::context make_tls_context()
     return tls;
 }
 
-boost::asio::ssl::context make_tls_context(const std::string &ca_file)
+boost::asio::ssl::context make_tls_context(const std::string& ca_file)
 {
     auto tls = make_tls_context();
     tls.load_verify_file(ca_file); // throws system_error naming the OpenSSL failure

@@ -2,6 +2,7 @@
 #ifndef CARTESIA_CARTESIA_HPP
 #define CARTESIA_CARTESIA_HPP
 
+#include <cartesia/client.hpp>
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/error.hpp>
 #include <cartesia/generate_token.hpp>

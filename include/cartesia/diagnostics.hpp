@@ -55,7 +55,7 @@ public:
     /// Resets to the state of a default-constructed object.
     void clear() noexcept { *this = diagnostics(); }
 
-    friend bool operator==(const diagnostics &, const diagnostics &) = default;
+    friend bool operator==(const diagnostics&, const diagnostics&) = default;
 
 private:
     friend struct detail::diagnostics_access;
@@ -72,7 +72,7 @@ private:
 /// One line describing a failure for a log or a terminal, e.g.
 /// `HTTP 401 Unauthorized: Invalid API key (request id 6f1c...)` or
 /// `timeout: no complete response within 2000 ms`. Never contains the API key.
-std::string describe(const boost::system::error_code &ec, const diagnostics &diag);
+std::string describe(const boost::system::error_code& ec, const diagnostics& diag);
 
 } // namespace cartesia
 

@@ -38,7 +38,7 @@ enum class error {
 };
 
 /// The category of `cartesia::error`; its name is "cartesia".
-const boost::system::error_category &error_category() noexcept;
+const boost::system::error_category& error_category() noexcept;
 
 /// Makes an error_code of the "cartesia" category (found by ADL, so that
 /// `boost::system::error_code ec = cartesia::error::timeout;` works).

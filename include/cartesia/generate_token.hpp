@@ -29,15 +29,15 @@ using token_handler = boost::asio::any_completion_handler<token_signature>;
 
 // Compiled once in src/generate_token.cpp: all the Beast, SSL and JSON code lives
 // behind this type-erased handler, so that including this header stays cheap.
-void start_generate_token(token_handler handler, const boost::asio::any_io_executor &executor,
-                          boost::asio::ssl::context &tls, client_config config, token_request request,
-                          diagnostics *diag);
+void start_generate_token(token_handler handler, const boost::asio::any_io_executor& executor,
+                          boost::asio::ssl::context& tls, client_config config, token_request request,
+                          diagnostics* diag);
 
 struct generate_token_initiation {
     // Arguments are taken by value so that a deferred operation owns copies of the
     // configuration and request, and may be launched after the caller's are gone.
-    void operator()(token_handler handler, const boost::asio::any_io_executor &executor, boost::asio::ssl::context *tls,
-                    client_config config, token_request request, diagnostics *diag) const
+    void operator()(token_handler handler, const boost::asio::any_io_executor& executor, boost::asio::ssl::context* tls,
+                    client_config config, token_request request, diagnostics* diag) const
     {
         start_generate_token(std::move(handler), executor, *tls, std::move(config), std::move(request), diag);
     }
@@ -47,12 +47,12 @@ template <class T>
 concept io_executor = boost::asio::execution::is_executor<T>::value || boost::asio::is_executor<T>::value;
 
 template <class T>
-concept execution_context = std::is_convertible_v<T &, boost::asio::execution_context &>;
+concept execution_context = std::is_convertible_v<T&, boost::asio::execution_context&>;
 
 template <class CompletionToken>
-auto async_generate_token(const boost::asio::any_io_executor &executor, boost::asio::ssl::context &tls,
-                          const client_config &config, token_request &&request, diagnostics *diag,
-                          CompletionToken &&token)
+auto async_generate_token(const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls,
+                          const client_config& config, token_request&& request, diagnostics* diag,
+                          CompletionToken&& token)
 {
     return boost::asio::async_initiate<CompletionToken, token_signature>(generate_token_initiation{}, token, executor,
                                                                          &tls, config, std::move(request), diag);
@@ -108,8 +108,8 @@ auto async_generate_token(const boost::asio::any_io_executor &executor, boost::a
 /// operations share nothing but `tls`, which OpenSSL allows.
 template <detail::io_executor Executor,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
-auto async_generate_token(const Executor &executor, boost::asio::ssl::context &tls, const client_config &config,
-                          token_request request, CompletionToken &&token = CompletionToken())
+auto async_generate_token(const Executor& executor, boost::asio::ssl::context& tls, const client_config& config,
+                          token_request request, CompletionToken&& token = CompletionToken())
 {
     return detail::async_generate_token(executor, tls, config, std::move(request), nullptr,
                                         std::forward<CompletionToken>(token));
@@ -118,8 +118,8 @@ auto async_generate_token(const Executor &executor, boost::asio::ssl::context &t
 /// As above, filling `diag` on failure.
 template <detail::io_executor Executor,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
-auto async_generate_token(const Executor &executor, boost::asio::ssl::context &tls, const client_config &config,
-                          token_request request, diagnostics &diag, CompletionToken &&token = CompletionToken())
+auto async_generate_token(const Executor& executor, boost::asio::ssl::context& tls, const client_config& config,
+                          token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
 {
     return detail::async_generate_token(executor, tls, config, std::move(request), &diag,
                                         std::forward<CompletionToken>(token));
@@ -128,8 +128,8 @@ auto async_generate_token(const Executor &executor, boost::asio::ssl::context &t
 /// As above, on `context.get_executor()`.
 template <detail::execution_context ExecutionContext,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
-auto async_generate_token(ExecutionContext &context, boost::asio::ssl::context &tls, const client_config &config,
-                          token_request request, CompletionToken &&token = CompletionToken())
+auto async_generate_token(ExecutionContext& context, boost::asio::ssl::context& tls, const client_config& config,
+                          token_request request, CompletionToken&& token = CompletionToken())
 {
     return detail::async_generate_token(context.get_executor(), tls, config, std::move(request), nullptr,
                                         std::forward<CompletionToken>(token));
@@ -138,8 +138,8 @@ auto async_generate_token(ExecutionContext &context, boost::asio::ssl::context &
 /// As above, on `context.get_executor()`, filling `diag` on failure.
 template <detail::execution_context ExecutionContext,
           BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
-auto async_generate_token(ExecutionContext &context, boost::asio::ssl::context &tls, const client_config &config,
-                          token_request request, diagnostics &diag, CompletionToken &&token = CompletionToken())
+auto async_generate_token(ExecutionContext& context, boost::asio::ssl::context& tls, const client_config& config,
+                          token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
 {
     return detail::async_generate_token(context.get_executor(), tls, config, std::move(request), &diag,
                                         std::forward<CompletionToken>(token));

@@ -18,7 +18,7 @@ boost::asio::ssl::context make_tls_context();
 /// As above, and also trusts the CA certificates of the PEM file `ca_file`, e.g.
 /// a corporate proxy's CA or a local test server's. Throws
 /// `boost::system::system_error` when the file cannot be read or parsed.
-boost::asio::ssl::context make_tls_context(const std::string &ca_file);
+boost::asio::ssl::context make_tls_context(const std::string& ca_file);
 
 } // namespace cartesia
 

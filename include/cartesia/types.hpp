@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <iosfwd>
 #include <optional>
 #include <string>
 
@@ -59,7 +60,15 @@ struct client_config {
     /// Largest response body accepted; beyond it `error::response_too_large`, found
     /// as soon as the limit is crossed, without reading the rest.
     std::size_t max_body_bytes = 64 * 1024;
+    /// `cartesia::client` only: the most connections its pool keeps open at once.
+    std::size_t max_connections = 16;
+    /// `cartesia::client` only: an idle pooled connection is closed after this long.
+    std::chrono::milliseconds idle_timeout{30000};
 };
+
+/// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.
+/// The key is redacted: at most its public `sk_car_` prefix is printed.
+std::ostream& operator<<(std::ostream& out, const client_config& config);
 
 } // namespace cartesia
 

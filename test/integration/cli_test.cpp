@@ -19,7 +19,7 @@ struct run_result {
     std::string err;
 };
 
-std::string read_file(const std::string &path)
+std::string read_file(const std::string& path)
 {
     std::ifstream in(path);
     std::stringstream content;
@@ -28,14 +28,14 @@ std::string read_file(const std::string &path)
 }
 
 // Runs the CLI with `env` (assignments) and `args`, capturing stdout and stderr.
-run_result run_cli(const std::string &env, const std::string &args)
+run_result run_cli(const std::string& env, const std::string& args)
 {
     const std::string err_file = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
                                  "/cartesia-cli-test-" + std::to_string(::getpid()) + ".err";
     const std::string command =
         "env -u CARTESIA_API_KEY -u CARTESIA_BASE_URL " + env + " " CARTESIA_TOKEN_EXE " " + args + " 2>" + err_file;
     run_result result;
-    FILE *pipe = ::popen(command.c_str(), "r");
+    FILE* pipe = ::popen(command.c_str(), "r");
     BOOST_REQUIRE(pipe);
     char chunk[4096];
     while (std::size_t n = std::fread(chunk, 1, sizeof chunk, pipe))
@@ -53,7 +53,7 @@ struct cli_fixture {
     std::string target() const { return "--base-url " + server.base_url() + " --ca-file " + server.ca_file(); }
 };
 
-bool is_one_jwt_line(const std::string &out)
+bool is_one_jwt_line(const std::string& out)
 {
     return !out.empty() && out.back() == '\n' && out.find('\n') == out.size() - 1 &&
            std::count(out.begin(), out.end(), '.') == 2;
@@ -129,7 +129,7 @@ BOOST_FIXTURE_TEST_CASE(bad_usage_exits_2_before_any_connection, cli_fixture)
         "--base-url",
         "--ca-file /nonexistent/ca.pem",
     };
-    for (const auto &args : cases) {
+    for (const auto& args : cases) {
         BOOST_TEST_CONTEXT(args)
         {
             auto r = run_cli(key_env(), (args.rfind("--base-url", 0) == 0 ? "" : target() + " ") + args);

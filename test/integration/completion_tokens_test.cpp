@@ -31,7 +31,7 @@ cartesia::token_request tts_for_a_minute()
     return request;
 }
 
-void check_token(const token_response &response)
+void check_token(const token_response& response)
 {
     auto payload = cartesia::test::jwt_payload(response.token);
     BOOST_TEST_REQUIRE(payload.is_object(), "not a JWT: " << response.token.size() << " chars");
@@ -42,16 +42,16 @@ void check_token(const token_response &response)
 // An allocator that counts what it allocates, to show the handler's is used.
 template <class T> struct counting_allocator {
     using value_type = T;
-    std::size_t *count;
-    explicit counting_allocator(std::size_t *c) : count(c) {}
-    template <class U> counting_allocator(const counting_allocator<U> &other) : count(other.count) {}
-    T *allocate(std::size_t n)
+    std::size_t* count;
+    explicit counting_allocator(std::size_t* c) : count(c) {}
+    template <class U> counting_allocator(const counting_allocator<U>& other) : count(other.count) {}
+    T* allocate(std::size_t n)
     {
         ++*count;
         return std::allocator<T>().allocate(n);
     }
-    void deallocate(T *p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
-    template <class U> bool operator==(const counting_allocator<U> &other) const { return count == other.count; }
+    void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+    template <class U> bool operator==(const counting_allocator<U>& other) const { return count == other.count; }
 };
 
 } // namespace
@@ -84,7 +84,7 @@ BOOST_FIXTURE_TEST_CASE(use_future_with_the_io_context_on_another_thread, server
     try {
         failing.get();
         BOOST_FAIL("expected an exception");
-    } catch (const boost::system::system_error &e) {
+    } catch (const boost::system::system_error& e) {
         BOOST_TEST(e.code() == cartesia::error::unauthorized);
         BOOST_TEST(std::string(e.what()).find("sk_car_wrong_key") == std::string::npos);
     }
@@ -117,7 +117,7 @@ BOOST_FIXTURE_TEST_CASE(use_awaitable_as_tuple_and_redirect_error, server_fixtur
             try {
                 co_await cartesia::async_generate_token(io, tls, wrong_key, {}, asio::use_awaitable);
                 BOOST_FAIL("expected an exception");
-            } catch (const boost::system::system_error &e) {
+            } catch (const boost::system::system_error& e) {
                 BOOST_TEST(e.code() == cartesia::error::unauthorized);
             }
             ++completed;

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <boost/test/unit_test.hpp>
 
 #include <chrono>
 #include <string>
@@ -27,7 +28,7 @@ struct server_fixture {
     }
 
     // The same server reached through /fault/<name>.
-    client_config config_with_fault(const std::string &fault) const
+    client_config config_with_fault(const std::string& fault) const
     {
         auto faulty = config;
         faulty.base_url += "/fault/" + fault;
@@ -40,15 +41,50 @@ struct server_fixture {
     boost::asio::io_context io;
 };
 
+using clock_type = std::chrono::steady_clock;
+
+inline long long milliseconds_since(clock_type::time_point start)
+{
+    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
+}
+
+// What one operation delivered, and how long it took.
+struct outcome {
+    boost::system::error_code ec;
+    token_response response;
+    diagnostics diag;
+    long long elapsed_ms = 0;
+    int calls = 0;
+};
+
+// Runs one operation to completion on f.io with a callback, and checks that the
+// handler ran exactly once and that nothing was left pending (io.run() returned).
+inline outcome mint(server_fixture& f, const client_config& config, token_request request = {})
+{
+    outcome out;
+    const auto start = clock_type::now();
+    async_generate_token(f.io, f.tls, config, std::move(request), out.diag,
+                         [&](boost::system::error_code ec, token_response response) {
+                             out.ec = ec;
+                             out.response = std::move(response);
+                             ++out.calls;
+                         });
+    f.io.run();
+    f.io.restart();
+    out.elapsed_ms = milliseconds_since(start);
+    BOOST_TEST(out.calls == 1);
+    return out;
+}
+
 // The JSON payload of a JWT-shaped token, or null when it is not one.
-inline boost::json::value jwt_payload(const std::string &token)
+inline boost::json::value jwt_payload(const std::string& token)
 {
     const auto first = token.find('.');
     const auto second = token.find('.', first + 1);
     if (first == std::string::npos || second == std::string::npos || token.find('.', second + 1) != std::string::npos)
         return nullptr;
     std::string segment = token.substr(first + 1, second - first - 1);
-    for (char &c : segment)
+    for (char& c : segment)
         c = c == '-' ? '+' : c == '_' ? '/' : c;
     while (segment.size() % 4 != 0)
         segment += '=';

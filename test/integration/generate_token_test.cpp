@@ -21,42 +21,14 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using cartesia::error;
 using cartesia::token_response;
+using cartesia::test::clock_type;
+using cartesia::test::milliseconds_since;
+using cartesia::test::mint;
+using cartesia::test::outcome;
 using cartesia::test::server_fixture;
-using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 namespace {
-
-long long milliseconds_since(clock_type::time_point start)
-{
-    return std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - start).count();
-}
-
-struct outcome {
-    error_code ec;
-    token_response response;
-    cartesia::diagnostics diag;
-    long long elapsed_ms = 0;
-    int calls = 0;
-};
-
-// Runs one operation to completion on `io` with a callback.
-outcome mint(server_fixture &f, const cartesia::client_config &config, cartesia::token_request request = {})
-{
-    outcome out;
-    const auto start = clock_type::now();
-    cartesia::async_generate_token(f.io, f.tls, config, std::move(request), out.diag,
-                                   [&](error_code ec, token_response response) {
-                                       out.ec = ec;
-                                       out.response = std::move(response);
-                                       ++out.calls;
-                                   });
-    f.io.run();
-    f.io.restart();
-    out.elapsed_ms = milliseconds_since(start);
-    BOOST_TEST(out.calls == 1);
-    return out;
-}
 
 cartesia::test::canned_response error_answer(unsigned status)
 {
@@ -84,14 +56,14 @@ BOOST_FIXTURE_TEST_CASE(the_request_on_the_wire_for_each_grant_and_lifetime, ser
                     requests.push_back({cartesia::token_grant{tts, stt, agent}, expires});
     requests.push_back({std::nullopt, 1s});
 
-    for (const auto &request : requests) {
+    for (const auto& request : requests) {
         auto r = mint(*this, config, request);
         BOOST_TEST(!r.ec, r.ec.message());
     }
     const auto recorded = server.recorded_requests();
     BOOST_TEST_REQUIRE(recorded.size() == requests.size());
     for (std::size_t i = 0; i < requests.size(); ++i) {
-        const auto &seen = recorded[i];
+        const auto& seen = recorded[i];
         BOOST_TEST(seen.method == "POST");
         BOOST_TEST(seen.target == "/access-token");
         BOOST_TEST(seen.version == "1.1");
@@ -126,8 +98,7 @@ BOOST_AUTO_TEST_CASE(each_status_maps_to_its_error_with_diagnostics)
     };
     std::atomic<unsigned> status_to_send{0};
     cartesia::test::server_options options;
-    options.responder =
-        [&](const cartesia::test::recorded_request &) -> std::optional<cartesia::test::canned_response> {
+    options.responder = [&](const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
         return error_answer(status_to_send.load());
     };
     server_fixture f(options);
@@ -269,12 +240,11 @@ BOOST_FIXTURE_TEST_CASE(a_silent_server_is_cut_off_at_the_deadline, server_fixtu
 
 namespace {
 // Emits on `signal` (on the client's io_context) once the server has the request.
-cartesia::test::server_options notify_on_request(asio::io_context &client_io, std::function<void()> action)
+cartesia::test::server_options notify_on_request(asio::io_context& client_io, std::function<void()> action)
 {
     cartesia::test::server_options options;
-    options.responder =
-        [&client_io,
-         action](const cartesia::test::recorded_request &) -> std::optional<cartesia::test::canned_response> {
+    options.responder = [&client_io, action](
+                            const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
         asio::post(client_io, action);
         return std::nullopt; // fall through to the /fault/hang behaviour
     };
@@ -349,7 +319,7 @@ BOOST_AUTO_TEST_CASE(retries_a_5xx_then_succeeds)
     server_fixture f([&] {
         cartesia::test::server_options options;
         options.responder =
-            [&seen](const cartesia::test::recorded_request &) -> std::optional<cartesia::test::canned_response> {
+            [&seen](const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
             if (seen++ == 0)
                 return error_answer(500);
             return std::nullopt;

@@ -14,7 +14,7 @@ namespace cartesia::test {
 namespace {
 
 template <auto free_function> struct openssl_deleter {
-    template <typename T> void operator()(T *object) const noexcept { free_function(object); }
+    template <typename T> void operator()(T* object) const noexcept { free_function(object); }
 };
 using key_ptr = std::unique_ptr<EVP_PKEY, openssl_deleter<EVP_PKEY_free>>;
 using certificate_ptr = std::unique_ptr<X509, openssl_deleter<X509_free>>;
@@ -23,7 +23,7 @@ using bignum_ptr = std::unique_ptr<BIGNUM, openssl_deleter<BN_free>>;
 using bio_ptr = std::unique_ptr<BIO, openssl_deleter<BIO_free_all>>;
 
 // Throws with OpenSSL's reason for the most recent failure unless `ok`.
-void check(bool ok, const char *what)
+void check(bool ok, const char* what)
 {
     if (ok)
         return;
@@ -42,7 +42,7 @@ key_ptr make_p256_key()
 }
 
 struct certificate_spec {
-    const char *common_name;
+    const char* common_name;
     std::chrono::seconds not_before; // relative to now
     std::chrono::seconds not_after;
     // NID and value in OpenSSL's configuration syntax, added in this order: the
@@ -51,12 +51,12 @@ struct certificate_spec {
 };
 
 // A certificate for `subject_key` signed with `issuer_key`; self-signed when `issuer` is null.
-certificate_ptr make_certificate(const certificate_spec &spec, EVP_PKEY *subject_key, X509 *issuer,
-                                 EVP_PKEY *issuer_key)
+certificate_ptr make_certificate(const certificate_spec& spec, EVP_PKEY* subject_key, X509* issuer,
+                                 EVP_PKEY* issuer_key)
 {
     certificate_ptr certificate(X509_new());
     check(certificate != nullptr, "allocating a certificate");
-    X509 *const cert = certificate.get();
+    X509* const cert = certificate.get();
     check(X509_set_version(cert, X509_VERSION_3) == 1, "setting the version");
 
     // 159 random bits: always positive, and within the 20 octets RFC 5280 allows.
@@ -69,16 +69,16 @@ certificate_ptr make_certificate(const certificate_spec &spec, EVP_PKEY *subject
               X509_gmtime_adj(X509_getm_notAfter(cert), spec.not_after.count()) != nullptr,
           "setting the validity");
 
-    const auto *common_name = reinterpret_cast<const unsigned char *>(spec.common_name);
+    const auto* common_name = reinterpret_cast<const unsigned char*>(spec.common_name);
     check(X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_UTF8, common_name, -1, -1, 0) == 1,
           "setting the subject");
-    X509 *const signer = issuer != nullptr ? issuer : cert;
+    X509* const signer = issuer != nullptr ? issuer : cert;
     check(X509_set_issuer_name(cert, X509_get_subject_name(signer)) == 1, "setting the issuer");
     check(X509_set_pubkey(cert, subject_key) == 1, "setting the public key");
 
     X509V3_CTX context;
     X509V3_set_ctx(&context, signer, cert, nullptr, nullptr, 0);
-    for (const auto &[nid, value] : spec.extensions) {
+    for (const auto& [nid, value] : spec.extensions) {
         const extension_ptr extension(X509V3_EXT_conf_nid(nullptr, &context, nid, value.c_str()));
         check(extension != nullptr && X509_add_ext(cert, extension.get(), -1) == 1,
               (std::string("adding ") + OBJ_nid2sn(nid) + " " + value).c_str());
@@ -93,19 +93,19 @@ template <typename Write> std::string to_pem(Write write)
 {
     const bio_ptr bio(BIO_new(BIO_s_mem()));
     check(bio != nullptr && write(bio.get()) == 1, "writing PEM");
-    char *data = nullptr;
+    char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<std::size_t>(size));
 }
 
 } // namespace
 
-pki make_pki(const pki_options &options)
+pki make_pki(const pki_options& options)
 {
     using namespace std::chrono_literals;
 
     std::string alt_names;
-    for (const std::string &name : options.subject_alt_names) {
+    for (const std::string& name : options.subject_alt_names) {
         alt_names += (alt_names.empty() ? "" : ",") + name;
     }
 
@@ -133,9 +133,9 @@ pki make_pki(const pki_options &options)
                                                   leaf_key.get(), ca.get(), ca_key.get());
 
     return {
-        .ca_cert_pem = to_pem([&](BIO *bio) { return PEM_write_bio_X509(bio, ca.get()); }),
-        .leaf_cert_pem = to_pem([&](BIO *bio) { return PEM_write_bio_X509(bio, leaf.get()); }),
-        .leaf_key_pem = to_pem([&](BIO *bio) {
+        .ca_cert_pem = to_pem([&](BIO* bio) { return PEM_write_bio_X509(bio, ca.get()); }),
+        .leaf_cert_pem = to_pem([&](BIO* bio) { return PEM_write_bio_X509(bio, leaf.get()); }),
+        .leaf_key_pem = to_pem([&](BIO* bio) {
             return PEM_write_bio_PrivateKey(bio, leaf_key.get(), nullptr, nullptr, 0, nullptr, nullptr);
         }),
     };

@@ -7,7 +7,7 @@
 #include <ostream>
 
 namespace cartesia {
-inline std::ostream &boost_test_print_type(std::ostream &out, error e)
+inline std::ostream& boost_test_print_type(std::ostream& out, error e)
 {
     return out << make_error_code(e);
 }

@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdlib>
@@ -14,7 +15,7 @@
 
 namespace {
 
-void print_usage(std::ostream &out)
+void print_usage(std::ostream& out)
 {
     out << "usage: cartesia-test-server [--port N] [--api-key KEY]\n"
            "\n"
@@ -25,11 +26,14 @@ void print_usage(std::ostream &out)
         << ".\n"
            "Once listening it prints base_url=..., ca_file=... and ready, one per line.\n"
            "\n"
-           "POST /fault/<name>/access-token selects a behaviour:\n";
-    for (const auto &fault : cartesia::test::fault_names()) {
-        out << "  " << fault.name << std::string(fault.name.size() < 18 ? 18 - fault.name.size() : 1, ' ')
-            << fault.effect << '\n';
-    }
+           "POST /fault/<name>/access-token selects a behaviour. \"The normal answer\" is the\n"
+           "API's own, after the usual checks of key, version and body; \"drops\" means a TCP\n"
+           "close without TLS close_notify.\n";
+    const auto& faults = cartesia::test::fault_names();
+    const std::size_t name_width =
+        std::ranges::max(faults, {}, [](const auto& fault) { return fault.name.size(); }).name.size();
+    for (const auto& fault : faults)
+        out << "  " << fault.name << std::string(name_width - fault.name.size() + 2, ' ') << fault.effect << '\n';
 }
 
 unsigned short parse_port(std::string_view text)
@@ -44,11 +48,11 @@ unsigned short parse_port(std::string_view text)
 
 } // namespace
 
-int main(int argc, char **argv)
+int main(int argc, char** argv)
 {
     try {
         cartesia::test::server_options options;
-        if (const char *key = std::getenv("CARTESIA_TEST_SERVER_KEY"); key != nullptr && *key != '\0') {
+        if (const char* key = std::getenv("CARTESIA_TEST_SERVER_KEY"); key != nullptr && *key != '\0') {
             options.api_key = key;
         }
         for (int i = 1; i < argc; ++i) {
@@ -74,7 +78,7 @@ int main(int argc, char **argv)
         // us right after "ready" gets a clean exit rather than the default disposition.
         boost::asio::io_context signal_context;
         boost::asio::signal_set stop_signals(signal_context, SIGINT, SIGTERM);
-        stop_signals.async_wait([](const boost::system::error_code &, int) {});
+        stop_signals.async_wait([](const boost::system::error_code&, int) {});
 
         const cartesia::test::test_server server(std::move(options));
         std::cout << "base_url=" << server.base_url() << '\n'
@@ -82,7 +86,7 @@ int main(int argc, char **argv)
                   << "ready" << std::endl;
         signal_context.run();
         return 0;
-    } catch (const std::exception &e) {
+    } catch (const std::exception& e) {
         std::cerr << "cartesia-test-server: " << e.what() << '\n';
         return 1;
     }

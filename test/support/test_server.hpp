@@ -6,7 +6,8 @@
 // and the JSON body, and answers {"token": "<JWT>"} or the 2026-03-01 error body.
 //
 // A test chooses a behaviour per request with a path prefix, /fault/<name>/access-token
-// (see fault_names() in the .cpp), or in-process with server_options::responder.
+// (see fault_names() in the .cpp), or in-process with server_options::responder, whose
+// canned_response can also break the framing, drip the bytes, or end the connection rudely.
 #ifndef CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
 #define CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
 
@@ -37,7 +38,7 @@ struct pki {
     std::string leaf_key_pem;
 };
 
-pki make_pki(const pki_options &options = {});
+pki make_pki(const pki_options& options = {});
 
 // One request as the server parsed it. Header names are lower-case.
 struct recorded_request {
@@ -48,16 +49,40 @@ struct recorded_request {
     std::string body;
 
     // The first value of a header, or nullopt.
-    std::optional<std::string> header(const std::string &lower_case_name) const;
+    std::optional<std::string> header(const std::string& lower_case_name) const;
 };
 
 // An answer chosen by a test.
+//
+// The last four fields say how it is delivered; their defaults send the whole response at once
+// and keep the connection as any HTTP/1.1 server would. Each has a default member initializer,
+// so that `{status, type, body, headers}` stays a complete initializer.
 struct canned_response {
     unsigned status = 200;
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
+
+    // When set, these bytes are written as they are instead of a response made from the fields above.
+    std::optional<std::string> raw = std::nullopt;
+    // Only the first truncate_after bytes (of raw or of the formatted response) are written.
+    std::size_t truncate_after = std::string::npos;
+    // When non-zero, the bytes are written one at a time, this far apart.
+    std::chrono::milliseconds byte_interval{0};
+
+    // What the server does with the connection once the bytes are written.
+    enum class ending {
+        keep_alive, // reads the next request, unless the request asked to close (then as `close`)
+        close,      // TLS close_notify, then closes the socket
+        drop,       // closes the TCP socket without close_notify: a truncation, to TLS
+        reset,      // abortive close (SO_LINGER 0): the client sees a connection reset
+    };
+    ending then = ending::keep_alive;
 };
+
+// The bytes of `answer` as an HTTP/1.x response, as the server would send them (the delivery
+// fields are ignored); a test can alter them and send them as `raw`. http_version is 11 or 10.
+std::string format_response(const canned_response& answer, unsigned http_version = 11, bool keep_alive = true);
 
 // A behaviour a request selects with the path /fault/<name>/access-token.
 struct fault_info {
@@ -66,7 +91,7 @@ struct fault_info {
 };
 
 // Every fault the server understands; any other name is answered with 404.
-const std::vector<fault_info> &fault_names();
+const std::vector<fault_info>& fault_names();
 
 struct server_options {
     std::string api_key = "sk_car_test_0123456789abcdef";
@@ -74,28 +99,37 @@ struct server_options {
     // 0 picks an ephemeral port.
     unsigned short port = 0;
     // When set and it returns a value, that value is the answer (after the request was recorded).
-    std::function<std::optional<canned_response>(const recorded_request &)> responder;
+    std::function<std::optional<canned_response>(const recorded_request&)> responder;
 };
 
 class test_server {
 public:
     explicit test_server(server_options options = {});
     ~test_server(); // stops the server and joins its thread; closes every connection
-    test_server(const test_server &) = delete;
-    test_server &operator=(const test_server &) = delete;
+    test_server(const test_server&) = delete;
+    test_server& operator=(const test_server&) = delete;
 
     unsigned short port() const noexcept;
     // "https://localhost:<port>"; the certificate is valid for localhost and 127.0.0.1.
     std::string base_url() const;
-    const std::string &api_key() const noexcept;
-    const std::string &ca_cert_pem() const noexcept;
+    const std::string& api_key() const noexcept;
+    const std::string& ca_cert_pem() const noexcept;
     // The CA written to a PEM file in a temporary directory removed by the destructor.
-    const std::string &ca_file() const noexcept;
+    const std::string& ca_file() const noexcept;
 
     // Counters, safe to read from any thread.
     std::size_t connections_accepted() const noexcept;
+    // Handshakes that resumed an earlier TLS session (a ticket or a session id).
+    std::size_t resumed_handshakes() const noexcept;
     std::size_t requests_received() const noexcept;
     std::vector<recorded_request> recorded_requests() const;
+    // Application bytes written on TLS streams so far, all connections together.
+    std::size_t bytes_written() const noexcept;
+    // Client connections accepted and not yet closed, by either side. A client that leaves is
+    // noticed at once, whatever the server is doing on its connection (a hang, a drip, a stream).
+    std::size_t open_connections() const noexcept;
+    // Blocks until open_connections() == n or `timeout` has passed; true when the former happened.
+    bool wait_for_open_connections(std::size_t n, std::chrono::milliseconds timeout) const;
 
 private:
     struct impl;

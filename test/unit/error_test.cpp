@@ -28,3 +28,27 @@ BOOST_AUTO_TEST_CASE(describe_success_and_plain_network_error)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+#include <cartesia/types.hpp>
+
+#include <sstream>
+
+BOOST_AUTO_TEST_SUITE(config_printing)
+
+BOOST_AUTO_TEST_CASE(the_key_is_redacted_to_its_public_prefix)
+{
+    cartesia::client_config config;
+    config.api_key = "sk_car_0123456789secretpart";
+    std::ostringstream printed;
+    printed << config;
+    BOOST_TEST(printed.str().find("sk_car_…") != std::string::npos, printed.str());
+    BOOST_TEST(printed.str().find("0123456789") == std::string::npos);
+    BOOST_TEST(printed.str().find("https://api.cartesia.ai") != std::string::npos);
+
+    config.api_key = "legacy-key-without-prefix";
+    std::ostringstream legacy;
+    legacy << config;
+    BOOST_TEST(legacy.str().find("legacy") == std::string::npos, legacy.str());
+}
+
+BOOST_AUTO_TEST_SUITE_END()

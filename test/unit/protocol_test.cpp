@@ -25,8 +25,8 @@ cartesia::client_config valid_config()
 }
 
 // Validates and returns the error; the client message goes to `message`.
-boost::system::error_code check(const cartesia::client_config &config, const cartesia::token_request &request,
-                                std::string *message = nullptr, cd::endpoint *where = nullptr)
+boost::system::error_code check(const cartesia::client_config& config, const cartesia::token_request& request,
+                                std::string* message = nullptr, cd::endpoint* where = nullptr)
 {
     cd::endpoint local;
     cartesia::diagnostics diag;
@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(base_url_prefix_port_and_ip_literals)
         {"https://127.0.0.1:9000", "127.0.0.1", "9000", "127.0.0.1:9000", "/access-token", true},
         {"https://[::1]:9000/fault/hang", "::1", "9000", "[::1]:9000", "/fault/hang/access-token", true},
     };
-    for (const auto &c : cases) {
+    for (const auto& c : cases) {
         BOOST_TEST_CONTEXT(c.url)
         {
             auto config = valid_config();
@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_SUITE(request_bytes)
 BOOST_AUTO_TEST_CASE(body_holds_only_the_fields_set_for_every_combination)
 {
     const std::optional<bool> states[] = {std::nullopt, true, false};
-    auto member = [](const char *name, std::optional<bool> v) -> std::string {
+    auto member = [](const char* name, std::optional<bool> v) -> std::string {
         if (!v)
             return {};
         return std::string("\"") + name + "\":" + (*v ? "true" : "false");

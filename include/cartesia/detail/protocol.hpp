@@ -18,10 +18,10 @@ namespace cartesia::detail {
 
 // Writes into a diagnostics object; the only code that does.
 struct diagnostics_access {
-    static void set_client_message(diagnostics &d, std::string message) { d.client_message_ = std::move(message); }
-    static void set_http_status(diagnostics &d, unsigned status) { d.http_status_ = status; }
-    static void set_attempts(diagnostics &d, unsigned attempts) { d.attempts_ = attempts; }
-    static void set_server_fields(diagnostics &d, std::string title, std::string message, std::string error_code,
+    static void set_client_message(diagnostics& d, std::string message) { d.client_message_ = std::move(message); }
+    static void set_http_status(diagnostics& d, unsigned status) { d.http_status_ = status; }
+    static void set_attempts(diagnostics& d, unsigned attempts) { d.attempts_ = attempts; }
+    static void set_server_fields(diagnostics& d, std::string title, std::string message, std::string error_code,
                                   std::string request_id)
     {
         d.server_title_ = std::move(title);
@@ -43,14 +43,14 @@ struct endpoint {
 // Checks the whole configuration and request, and parses the URL. On failure
 // returns error::invalid_argument with a client message naming the field at
 // fault (never its value when that value is the key).
-boost::system::error_code validate(const client_config &config, const token_request &request, endpoint &out,
-                                   diagnostics &diag);
+boost::system::error_code validate(const client_config& config, const token_request& request, endpoint& out,
+                                   diagnostics& diag);
 
 // The JSON body: only the fields that are set, in a stable order.
-std::string serialize_request_body(const token_request &request);
+std::string serialize_request_body(const token_request& request);
 
 // The complete HTTP/1.1 request head and body, ready to be written.
-std::string serialize_request(const client_config &config, const endpoint &where, const token_request &request,
+std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
                               bool keep_alive);
 
 // The facts of one response that decide the outcome.
@@ -63,21 +63,21 @@ struct response_view {
 
 // Maps a complete response to a token or an error, filling diag on failure.
 // `api_key` is scrubbed from any server text copied into diag.
-boost::system::error_code interpret_response(const response_view &response, std::string_view api_key,
-                                             token_response &out, diagnostics &diag);
+boost::system::error_code interpret_response(const response_view& response, std::string_view api_key,
+                                             token_response& out, diagnostics& diag);
 
 // The error for a non-2xx status.
 boost::system::error_code status_to_error(unsigned status) noexcept;
 
 // Parses a 200 body: a JSON object with a string `token`; other fields are
 // tolerated. On failure returns error::bad_response with a client message.
-boost::system::error_code parse_token_body(std::string_view body, std::string_view content_type, token_response &out,
-                                           diagnostics &diag);
+boost::system::error_code parse_token_body(std::string_view body, std::string_view content_type, token_response& out,
+                                           diagnostics& diag);
 
 // Fills the server fields of diag from an error body: the 2026-03-01 JSON format,
 // or plain text (all of it becomes the message).
 void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
-                      diagnostics &diag);
+                      diagnostics& diag);
 
 // --- retries -----------------------------------------------------------------
 
@@ -93,7 +93,7 @@ struct attempt_outcome {
 // The rule of the official SDKs, made precise: retry connection failures before
 // any response byte, attempt timeouts, 408, 409, 429 and 5xx; never a certificate
 // verification failure, a bad response or an invalid argument; x-should-retry wins.
-bool is_retryable(const attempt_outcome &outcome) noexcept;
+bool is_retryable(const attempt_outcome& outcome) noexcept;
 
 // The delay before retry number `retry` (0-based): min(0.5 * 2^retry, 8) s, times
 // (1 - 0.25 * jitter) with jitter in [0, 1); a server-given delay between 0 and 60 s wins.

@@ -1,0 +1,371 @@
+// cartesia-bench: token throughput and client cost of cartesia-asio.
+//
+// C operations are kept in flight for the duration, on one thread, each starting
+// the next as it completes. Only the measured window counts: tokens, errors,
+// latency, the process's CPU time, operator new calls and connections opened.
+// Without --target it starts the local test server as a child process.
+#include <cartesia/cartesia.hpp>
+#include <cartesia/detail/client_access.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <new>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// --- counting allocations: every operator new of this process -------------------
+namespace {
+std::atomic<std::uint64_t> allocation_count{0};
+}
+
+void* operator new(std::size_t size)
+{
+    allocation_count.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size ? size : 1))
+        return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t size)
+{
+    return operator new(size);
+}
+void operator delete(void* p) noexcept
+{
+    std::free(p);
+}
+void operator delete[](void* p) noexcept
+{
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept
+{
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept
+{
+    std::free(p);
+}
+
+namespace {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+
+struct options {
+    std::string target;
+    std::string ca_file;
+    std::string mode = "pooled";
+    std::size_t concurrency = 1;
+    std::size_t connections = 0; // 0: as many as the concurrency (at most 1024)
+    double duration_s = 5;
+    double warmup_s = 1;
+    bool json = false;
+};
+
+[[noreturn]] void usage_error(const std::string& message)
+{
+    std::cerr << "cartesia-bench: " << message << "\n"
+              << "usage: cartesia-bench [--target URL --ca-file PATH] --mode pooled|oneshot --concurrency C\n"
+                 "                      [--connections N] --duration S [--warmup S] [--json]\n";
+    std::exit(2);
+}
+
+template <class T> T parse_number(std::string_view option, std::string_view text)
+{
+    T value{};
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size())
+        usage_error(std::string(option) + " expects a number");
+    return value;
+}
+
+options parse(int argc, char** argv)
+{
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        auto value = [&]() -> std::string_view {
+            if (i + 1 >= argc)
+                usage_error(std::string(arg) + " expects a value");
+            return argv[++i];
+        };
+        if (arg == "--target")
+            o.target = value();
+        else if (arg == "--ca-file")
+            o.ca_file = value();
+        else if (arg == "--mode")
+            o.mode = value();
+        else if (arg == "--concurrency")
+            o.concurrency = parse_number<std::size_t>(arg, value());
+        else if (arg == "--connections")
+            o.connections = parse_number<std::size_t>(arg, value());
+        else if (arg == "--duration")
+            o.duration_s = parse_number<double>(arg, value());
+        else if (arg == "--warmup")
+            o.warmup_s = parse_number<double>(arg, value());
+        else if (arg == "--json")
+            o.json = true;
+        else
+            usage_error("unknown option " + std::string(arg));
+    }
+    if (o.mode != "pooled" && o.mode != "oneshot")
+        usage_error("--mode is pooled or oneshot");
+    if (o.concurrency < 1 || o.concurrency > 100000)
+        usage_error("--concurrency is 1 to 100000");
+    if (o.duration_s <= 0 || o.warmup_s < 0)
+        usage_error("--duration must be positive");
+    if (o.target.empty() != o.ca_file.empty())
+        usage_error("--target and --ca-file go together");
+    if (o.connections == 0)
+        o.connections = std::min<std::size_t>(o.concurrency, 1024);
+    return o;
+}
+
+// The local test server as a child process; stopped by the destructor.
+class child_server {
+public:
+    child_server()
+    {
+        int out[2];
+        if (::pipe(out) != 0)
+            throw std::runtime_error("pipe failed");
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(out[1], STDOUT_FILENO);
+            ::close(out[0]);
+            ::close(out[1]);
+            ::execl(CARTESIA_TEST_SERVER_EXE, CARTESIA_TEST_SERVER_EXE, "--port", "0", nullptr);
+            std::_Exit(127);
+        }
+        ::close(out[1]);
+        FILE* lines = ::fdopen(out[0], "r");
+        char line[4096];
+        while (std::fgets(line, sizeof line, lines)) {
+            std::string_view text(line);
+            while (!text.empty() && text.back() == '\n')
+                text.remove_suffix(1);
+            if (text.starts_with("base_url="))
+                base_url = text.substr(9);
+            else if (text.starts_with("ca_file="))
+                ca_file = text.substr(8);
+            else if (text == "ready")
+                break;
+        }
+        std::fclose(lines);
+        if (base_url.empty() || ca_file.empty())
+            throw std::runtime_error("the test server did not start");
+    }
+    ~child_server()
+    {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    child_server(const child_server&) = delete;
+    child_server& operator=(const child_server&) = delete;
+
+    std::string base_url, ca_file;
+
+private:
+    pid_t pid_ = -1;
+};
+
+struct snapshot {
+    clock_type::time_point when;
+    double cpu_s = 0;
+    std::uint64_t allocations = 0;
+    std::size_t connections = 0;
+};
+
+double cpu_seconds()
+{
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+           static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+long peak_rss_kb()
+{
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;
+}
+
+class bench {
+public:
+    bench(const options& o, cartesia::client_config config, asio::ssl::context& tls)
+        : options_(o), config_(std::move(config)), tls_(tls), window_timer_(io_)
+    {
+        if (o.mode == "pooled") {
+            config_.max_connections = o.connections;
+            pooled_.emplace(io_.get_executor(), tls_, config_);
+        }
+        latencies_us_.reserve(1 << 20);
+    }
+
+    void run()
+    {
+        for (std::size_t i = 0; i < options_.concurrency; ++i)
+            issue();
+        window_timer_.expires_after(
+            std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(options_.warmup_s)));
+        window_timer_.async_wait([this](boost::system::error_code) {
+            start_ = take_snapshot();
+            measuring_ = true;
+            window_timer_.expires_after(
+                std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(options_.duration_s)));
+            window_timer_.async_wait([this](boost::system::error_code) {
+                end_ = take_snapshot();
+                measuring_ = false;
+                stopping_ = true;
+            });
+        });
+        io_.run();
+    }
+
+    void report(std::ostream& out) const
+    {
+        std::vector<double> sorted = latencies_us_;
+        std::sort(sorted.begin(), sorted.end());
+        auto percentile = [&](double p) {
+            if (sorted.empty())
+                return 0.0;
+            return sorted[std::min(sorted.size() - 1,
+                                   static_cast<std::size_t>(p * static_cast<double>(sorted.size())))] /
+                   1000.0;
+        };
+        const double seconds = std::chrono::duration<double>(end_.when - start_.when).count();
+        const double cpu = end_.cpu_s - start_.cpu_s;
+        const double per_token = tokens_ ? 1.0 / static_cast<double>(tokens_) : 0.0;
+        const double allocations = static_cast<double>(end_.allocations - start_.allocations) * per_token;
+        const std::size_t connections = end_.connections - start_.connections;
+        if (options_.json) {
+            out << "{\"mode\":\"" << options_.mode << "\",\"concurrency\":" << options_.concurrency
+                << ",\"connections\":" << (pooled_ ? options_.connections : options_.concurrency)
+                << ",\"tokens\":" << tokens_ << ",\"errors\":" << errors_ << ",\"seconds\":" << seconds
+                << ",\"tokens_per_s\":" << static_cast<double>(tokens_) / seconds << ",\"cpu_s\":" << cpu
+                << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << ",\"latency_ms\":{\"p50\":" << percentile(0.50)
+                << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99)
+                << ",\"max\":" << (sorted.empty() ? 0.0 : sorted.back() / 1000.0)
+                << "},\"allocations_per_token\":" << allocations << ",\"connections_opened\":" << connections
+                << ",\"peak_rss_kb\":" << peak_rss_kb() << "}\n";
+            return;
+        }
+        char line[512];
+        std::snprintf(line, sizeof line,
+                      "mode %s, concurrency %zu, %s\n"
+                      "  tokens            %llu in %.2f s (%.0f tokens/s), errors %llu\n"
+                      "  latency ms        p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n"
+                      "  client CPU        %.3f s, %.1f us per token, %.3f s per 1000 tokens\n"
+                      "  allocations       %.1f per token\n"
+                      "  connections       %zu opened\n"
+                      "  peak RSS          %ld KiB\n",
+                      options_.mode.c_str(), options_.concurrency,
+                      pooled_ ? ("up to " + std::to_string(options_.connections) + " connections").c_str()
+                              : "a new connection per token",
+                      static_cast<unsigned long long>(tokens_), seconds, static_cast<double>(tokens_) / seconds,
+                      static_cast<unsigned long long>(errors_), percentile(0.50), percentile(0.90), percentile(0.99),
+                      sorted.empty() ? 0.0 : sorted.back() / 1000.0, cpu, cpu * 1e6 * per_token, cpu * 1000 * per_token,
+                      allocations, connections, peak_rss_kb());
+        out << line;
+        if (!first_error_.empty())
+            out << "  first error       " << first_error_ << '\n';
+    }
+
+private:
+    void issue()
+    {
+        const auto started = clock_type::now();
+        auto done = [this, started](boost::system::error_code ec, cartesia::token_response) { complete(started, ec); };
+        if (pooled_)
+            pooled_->async_generate_token(request_, done);
+        else
+            cartesia::async_generate_token(io_, tls_, config_, request_, done);
+        ++in_flight_;
+    }
+
+    void complete(clock_type::time_point started, boost::system::error_code ec)
+    {
+        --in_flight_;
+        ++finished_;
+        if (measuring_) {
+            if (ec) {
+                ++errors_;
+                if (first_error_.empty())
+                    first_error_ = ec.message();
+            } else {
+                ++tokens_;
+                latencies_us_.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - started).count());
+            }
+        }
+        if (!stopping_)
+            issue();
+        else if (in_flight_ == 0 && pooled_)
+            pooled_->close(); // its idle connections would keep run() going
+    }
+
+    snapshot take_snapshot() const
+    {
+        return {clock_type::now(), cpu_seconds(), allocation_count.load(std::memory_order_relaxed),
+                pooled_ ? cartesia::detail::client_access::connections_opened(*pooled_) : finished_};
+    }
+
+    const options& options_;
+    cartesia::client_config config_;
+    asio::ssl::context& tls_;
+    asio::io_context io_{1};
+    std::optional<cartesia::client> pooled_;
+    cartesia::token_request request_{cartesia::token_grant{.tts = true}, std::chrono::seconds(60)};
+    asio::steady_timer window_timer_;
+    snapshot start_, end_;
+    std::vector<double> latencies_us_;
+    std::uint64_t tokens_ = 0, errors_ = 0;
+    std::size_t in_flight_ = 0, finished_ = 0;
+    bool measuring_ = false, stopping_ = false;
+    std::string first_error_;
+};
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    const options o = parse(argc, argv);
+    try {
+        std::optional<child_server> server;
+        cartesia::client_config config;
+        if (o.target.empty()) {
+            server.emplace();
+            config.base_url = server->base_url;
+        } else {
+            config.base_url = o.target;
+        }
+        const char* key = std::getenv("CARTESIA_API_KEY");
+        config.api_key = key && *key ? key : "sk_car_test_0123456789abcdef";
+        config.max_retries = 0; // measure the client, not the retry policy
+        config.timeout = std::chrono::seconds(30);
+        auto tls = cartesia::make_tls_context(server ? server->ca_file : o.ca_file);
+        bench b(o, config, tls);
+        b.run();
+        b.report(std::cout);
+        return 0;
+    } catch (const std::exception& e) {
+        std::cerr << "cartesia-bench: " << e.what() << '\n';
+        return 1;
+    }
+}

@@ -1,0 +1,108 @@
+// cartesia::client: a pool of keep-alive TLS connections for minting many tokens.
+#ifndef CARTESIA_CLIENT_HPP
+#define CARTESIA_CLIENT_HPP
+
+#include <cartesia/generate_token.hpp>
+
+#include <memory>
+
+namespace cartesia {
+
+namespace detail {
+class client_impl;
+struct client_access;
+void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler,
+                                 token_request request, diagnostics* diag);
+}  // namespace detail
+
+/// Mints tokens over a pool of keep-alive TLS connections: a backend minting a
+/// token per user session pays for a TLS handshake once per connection, not once
+/// per token, and new connections resume the TLS session of earlier ones.
+///
+/// The pool opens connections on demand up to `client_config::max_connections`
+/// (one request in flight per connection, no pipelining), queues requests FIFO
+/// when all are busy, and closes connections idle for `client_config::idle_timeout`.
+/// A pooled connection that the server closed while idle (or after `Connection:
+/// close`, or at its keep-alive request limit) is never an error: the request goes
+/// to a fresh connection, and that does not count as a retry.
+///
+/// Each operation has the guarantees of the free `async_generate_token`: any
+/// completion token, completion exactly once and never inside the initiating
+/// function, retries and a deadline per attempt (`timeout` also bounds the wait
+/// for a free connection), terminal and partial cancellation.
+///
+/// @par Thread safety
+/// All member functions may be called concurrently from any thread, also while the
+/// executor's io_context runs on several threads: shared state lives on an
+/// internal strand. The client owns no threads.
+class client {
+public:
+    using executor_type = boost::asio::any_io_executor;
+
+    /// Checks `config` now, but reports a bad one through each operation
+    /// (`error::invalid_argument`). No I/O happens until the first operation.
+    /// `tls` must outlive the client and its operations.
+    client(executor_type executor, boost::asio::ssl::context& tls, client_config config);
+
+    /// Closes the client (see close()); operations in flight complete with
+    /// `operation_aborted` once the executor runs them.
+    ~client();
+
+    client(client&&) noexcept = default;
+    client& operator=(client&& other) noexcept;
+    client(const client&) = delete;
+    client& operator=(const client&) = delete;
+
+    /// Mints one token over a pooled connection.
+    ///
+    /// @par Completion
+    /// `void(boost::system::error_code, token_response)`, on the handler's associated
+    /// executor (default: `get_executor()`).
+    ///
+    /// @par Errors
+    /// As `cartesia::async_generate_token`; and `asio::error::operation_aborted` when
+    /// the client is closed (or destroyed) first.
+    ///
+    /// @par Cancellation
+    /// `terminal` and `partial`: a queued request leaves the queue; one in progress
+    /// closes its connection. Either completes promptly with `operation_aborted`.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
+    auto async_generate_token(token_request request, CompletionToken&& token = CompletionToken())
+    {
+        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token,
+                                                                             std::move(request), nullptr);
+    }
+
+    /// As above, filling `diag` on failure; `diag` must outlive the operation.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
+    auto async_generate_token(token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
+    {
+        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token,
+                                                                             std::move(request), &diag);
+    }
+
+    /// The executor the client was constructed with.
+    executor_type get_executor() const noexcept;
+
+    /// Completes every pending operation with `operation_aborted` and closes every
+    /// connection. Later operations complete with `operation_aborted` too.
+    /// Idempotent; any thread.
+    void close();
+
+private:
+    friend struct detail::client_access;
+
+    struct initiation {
+        std::shared_ptr<detail::client_impl> impl;
+        void operator()(detail::token_handler handler, token_request request, diagnostics* diag) const
+        {
+            detail::start_client_generate_token(impl, std::move(handler), std::move(request), diag);
+        }
+    };
+
+    std::shared_ptr<detail::client_impl> impl_;
+};
+
+}  // namespace cartesia
+
+#endif

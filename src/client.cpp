@@ -1,0 +1,445 @@
+// cartesia::client: requests (pooled_operation) borrow connections from the pool
+// (client_impl). All shared state lives on one strand.
+//
+// A request's attempt: acquire a connection (an idle one, else a new one if the
+// pool may grow, else wait in a FIFO queue), run one exchange, give the connection
+// back. A reused connection that fails before any response byte was probably
+// closed by the server while idle: the request moves to another connection within
+// the same attempt, so that this never costs a retry or surfaces as an error.
+#include "token_operation.hpp"
+
+#include <cartesia/client.hpp>
+#include <cartesia/detail/client_access.hpp>
+#include <cartesia/error.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+
+#include <openssl/ssl.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <optional>
+#include <unordered_set>
+
+namespace cartesia::detail {
+namespace {
+
+struct ssl_session_deleter {
+    void operator()(SSL_SESSION* session) const noexcept { SSL_SESSION_free(session); }
+};
+using ssl_session_ptr = std::unique_ptr<SSL_SESSION, ssl_session_deleter>;
+
+class pooled_operation;
+
+struct pooled_connection {
+    pooled_connection(const strand_type& strand, asio::ssl::context& tls) : link(strand, tls), idle_timer(strand) {}
+
+    connection link;
+    asio::steady_timer idle_timer;
+    std::uint64_t id = 0; // lets a late idle-timer handler tell whether its connection still exists
+    std::size_t exchanges = 0;
+    bool idle = false;
+};
+
+using connection_iterator = std::list<pooled_connection>::iterator;
+
+} // namespace
+
+class client_impl : public std::enable_shared_from_this<client_impl> {
+public:
+    client_impl(asio::any_io_executor executor, asio::ssl::context& tls, client_config config)
+        : executor_(std::move(executor)), strand_(make_operation_strand(executor_)), tls_(tls),
+          config_(std::move(config))
+    {
+        // Checked once; a bad configuration fails each operation, before any I/O.
+        config_error_ = validate(config_, {}, where_, config_diag_);
+    }
+
+    const asio::any_io_executor& executor() const noexcept { return executor_; }
+    const strand_type& strand() const noexcept { return strand_; }
+    const client_config& config() const noexcept { return config_; }
+    const endpoint& where() const noexcept { return where_; }
+    asio::ssl::context& tls() noexcept { return tls_; }
+    bool closed() const noexcept { return closed_; }
+    const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
+
+    // --- on the strand ---------------------------------------------------------
+
+    void track(pooled_operation* op) { active_.insert(op); }
+    void untrack(pooled_operation* op) { active_.erase(op); }
+
+    // An idle connection, most recently used first (its TLS state is warmest).
+    std::optional<connection_iterator> take_idle()
+    {
+        if (idle_.empty())
+            return std::nullopt;
+        auto it = idle_.back();
+        idle_.pop_back();
+        it->idle = false;
+        it->idle_timer.cancel();
+        return it;
+    }
+
+    // A new connection slot, when the pool may grow.
+    std::optional<connection_iterator> add_connection()
+    {
+        if (connections_.size() >= config_.max_connections)
+            return std::nullopt;
+        connections_.emplace_back(strand_, tls_);
+        connections_.back().id = ++connections_opened_;
+        return std::prev(connections_.end());
+    }
+
+    void remove_connection(connection_iterator it)
+    {
+        connections_.erase(it);
+        wake_next_waiter(std::nullopt); // the pool has room for a new connection
+    }
+
+    // Returns a connection after an exchange: to the next waiter, to the idle set,
+    // or closed when the server does not keep it alive.
+    void release(connection_iterator it);
+
+    void enqueue(pooled_operation* op) { waiters_.push_back(op); }
+    void dequeue(pooled_operation* op) { std::erase(waiters_, op); }
+
+    void resume_session_on(connection& link)
+    {
+        if (session_)
+            SSL_set_session(link.native_handle(), session_.get());
+    }
+
+    // After an exchange: keep the newest resumable session (with TLS 1.3 the ticket
+    // arrives after the handshake, so only now is there one to keep).
+    void remember_session(connection& link)
+    {
+        SSL* handle = link.native_handle();
+        if (SSL_session_reused(handle) && session_)
+            return;
+        ssl_session_ptr session(SSL_get1_session(handle));
+        if (session && SSL_SESSION_is_resumable(session.get()))
+            session_ = std::move(session);
+    }
+
+    void close();
+
+    std::size_t connections_opened() const noexcept { return connections_opened_; }
+
+    const tcp::resolver::results_type* cached_endpoints() const noexcept
+    {
+        return endpoints_.empty() ? nullptr : &endpoints_;
+    }
+    void cache_endpoints(tcp::resolver::results_type endpoints) { endpoints_ = std::move(endpoints); }
+    void forget_endpoints() { endpoints_ = {}; }
+
+private:
+    void wake_next_waiter(std::optional<connection_iterator> handed_over);
+    void arm_idle_timer(connection_iterator it);
+
+    asio::any_io_executor executor_;
+    strand_type strand_;
+    asio::ssl::context& tls_;
+    const client_config config_;
+    endpoint where_;
+    error_code config_error_;
+    diagnostics config_diag_;
+
+    std::list<pooled_connection> connections_;
+    std::vector<connection_iterator> idle_;
+    std::deque<pooled_operation*> waiters_;
+    std::unordered_set<pooled_operation*> active_;
+    tcp::resolver::results_type endpoints_;
+    ssl_session_ptr session_;
+    std::size_t connections_opened_ = 0;
+    bool closed_ = false;
+};
+
+namespace {
+
+class pooled_operation final : public token_operation {
+public:
+    pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, const token_request& request,
+                     diagnostics* diag)
+        : token_operation(std::move(handler), pool->executor(), pool->strand(), pool->config(), diag),
+          pool_(std::move(pool)),
+          request_bytes_(serialize_request(config_, pool_->where(), request, /*keep_alive=*/true)), wakeup_(strand_)
+    {
+    }
+
+    // From the pool, on the strand: a connection for this waiting request, or
+    // nullopt to try again (the pool has room to grow now).
+    void wake(std::optional<connection_iterator> handed_over)
+    {
+        handed_over_ = handed_over;
+        waiting_ = false;
+        wakeup_.cancel();
+    }
+
+private:
+    asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
+    {
+        if (!tracked_) {
+            // First time on the strand: from now on close() can reach this request.
+            tracked_ = true;
+            pool_->track(this);
+        }
+        for (;;) {
+            if (pool_->closed() || cancelled() || timed_out()) {
+                facts.ec = asio::error::operation_aborted;
+                co_return;
+            }
+            auto it = co_await acquire(facts);
+            if (!it)
+                co_return; // facts.ec says why
+            if (cancelled() || timed_out() || pool_->closed()) {
+                pool_->release(*it); // unused: still good for others
+                facts.ec = asio::error::operation_aborted;
+                co_return;
+            }
+            current_ = *it;
+            const std::size_t previous_exchanges = (*it)->exchanges;
+            facts.ec = co_await (*it)->link.exchange(request_bytes_, config_, facts, response, diag_);
+            ++(*it)->exchanges;
+            current_.reset();
+            const bool stale = facts.ec && !facts.response_started && previous_exchanges > 0 && !cancelled() &&
+                               !timed_out() && !pool_->closed();
+            if (!facts.ec || facts.response_started)
+                pool_->remember_session((*it)->link);
+            pool_->release(*it);
+            if (!stale)
+                co_return;
+            // The server closed this idle connection; not the request's fault.
+            facts = {};
+            const unsigned attempts = diag_.attempts();
+            diag_.clear();
+            diagnostics_access::set_attempts(diag_, attempts);
+        }
+    }
+
+    // A connection for one exchange, or nullopt with facts.ec set.
+    asio::awaitable<std::optional<connection_iterator>> acquire(attempt_outcome& facts)
+    {
+        for (;;) {
+            if (auto idle = pool_->take_idle())
+                co_return idle;
+            if (auto added = pool_->add_connection()) {
+                current_ = *added;
+                facts.ec = co_await open(**added);
+                current_.reset();
+                if (facts.ec) {
+                    pool_->remove_connection(*added);
+                    co_return std::nullopt;
+                }
+                co_return added;
+            }
+            // Every connection is busy: wait, first come first served.
+            waiting_ = true;
+            handed_over_.reset();
+            pool_->enqueue(this);
+            wakeup_.expires_at(asio::steady_timer::time_point::max());
+            co_await wakeup_.async_wait(nothrow_awaitable);
+            if (waiting_) { // woken by a deadline, a cancellation or close()
+                waiting_ = false;
+                pool_->dequeue(this);
+                facts.ec = asio::error::operation_aborted;
+                co_return std::nullopt;
+            }
+            if (handed_over_)
+                co_return handed_over_;
+        }
+    }
+
+    asio::awaitable<error_code> open(pooled_connection& pooled)
+    {
+        const endpoint& where = pool_->where();
+        tcp::resolver::results_type endpoints;
+        if (const auto* cached = pool_->cached_endpoints()) {
+            endpoints = *cached;
+        } else if (where.host_is_ip) {
+            endpoints = tcp::resolver::results_type::create(
+                tcp::endpoint(asio::ip::make_address(where.host), static_cast<unsigned short>(std::stoul(where.port))),
+                where.host, where.port);
+        } else {
+            resolver_.emplace(strand_);
+            auto [ec, resolved] = co_await resolver_->async_resolve(where.host, where.port, nothrow_awaitable);
+            resolver_.reset();
+            if (ec) {
+                diagnostics_access::set_client_message(diag_, "cannot resolve " + where.host);
+                co_return ec;
+            }
+            endpoints = std::move(resolved);
+        }
+        pool_->cache_endpoints(endpoints);
+        pool_->resume_session_on(pooled.link);
+        error_code ec = co_await pooled.link.open(where, endpoints, diag_);
+        if (ec && ec.category() != asio::error::get_ssl_category())
+            pool_->forget_endpoints(); // resolve afresh next time
+        co_return ec;
+    }
+
+    void abort_attempt() override
+    {
+        if (resolver_)
+            resolver_->cancel();
+        if (current_)
+            (*current_)->link.abort();
+        if (waiting_) {
+            pool_->dequeue(this); // so that no connection is handed to it any more
+            wakeup_.cancel();
+        }
+    }
+
+    void on_finish() override
+    {
+        if (tracked_)
+            pool_->untrack(this);
+    }
+
+    std::shared_ptr<client_impl> pool_;
+    const std::string request_bytes_;
+    asio::steady_timer wakeup_; // a waiter sleeps on it; the pool cancels it to wake
+    std::optional<tcp::resolver> resolver_;
+    std::optional<connection_iterator> current_;
+    std::optional<connection_iterator> handed_over_;
+    bool waiting_ = false;
+    bool tracked_ = false;
+};
+
+} // namespace
+
+void client_impl::release(connection_iterator it)
+{
+    if (closed_ || !it->link.reusable()) {
+        it->link.close_quietly(); // a no-op for the TLS state of an aborted one
+        remove_connection(it);
+        return;
+    }
+    if (!waiters_.empty()) {
+        wake_next_waiter(it);
+        return;
+    }
+    it->idle = true;
+    idle_.push_back(it);
+    arm_idle_timer(it);
+}
+
+void client_impl::wake_next_waiter(std::optional<connection_iterator> handed_over)
+{
+    if (waiters_.empty()) {
+        if (handed_over) { // nobody wants it after all
+            handed_over.value()->idle = true;
+            idle_.push_back(*handed_over);
+            arm_idle_timer(*handed_over);
+        }
+        return;
+    }
+    pooled_operation* next = waiters_.front();
+    waiters_.pop_front();
+    next->wake(handed_over);
+}
+
+void client_impl::arm_idle_timer(connection_iterator it)
+{
+    it->idle_timer.expires_after(config_.idle_timeout);
+    // The handler may run after the connection was taken, or even destroyed (its
+    // expiry was already queued): it finds its connection by id among the idle ones.
+    it->idle_timer.async_wait([weak = weak_from_this(), id = it->id](error_code ec) {
+        auto self = weak.lock();
+        if (ec || !self)
+            return;
+        auto idle = std::find_if(self->idle_.begin(), self->idle_.end(), [id](auto c) { return c->id == id; });
+        if (idle == self->idle_.end() || (*idle)->idle_timer.expiry() > asio::steady_timer::clock_type::now())
+            return;
+        const auto expired = *idle;
+        self->idle_.erase(idle);
+        expired->link.close_quietly();
+        self->connections_.erase(expired);
+    });
+}
+
+void client_impl::close()
+{
+    if (closed_)
+        return;
+    closed_ = true;
+    // Copies: cancelling may change both sets.
+    const std::vector<pooled_operation*> active(active_.begin(), active_.end());
+    for (auto* op : active)
+        static_cast<token_operation*>(op)->cancel("the client was closed");
+    for (auto it : idle_) {
+        it->idle = false;
+        it->idle_timer.cancel();
+        it->link.abort();
+        connections_.erase(it);
+    }
+    idle_.clear();
+    // Busy connections are aborted by their requests' cancellation and removed
+    // when given back.
+}
+
+void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler, token_request request,
+                                 diagnostics* diag)
+{
+    diagnostics local_diag;
+    diagnostics& checked = diag ? *diag : local_diag;
+    checked.clear();
+    error_code ec;
+    if (const diagnostics* problem = impl->config_problem()) {
+        checked = *problem;
+        ec = error::invalid_argument;
+    } else if (request.expires_in && (request.expires_in->count() < 1 || request.expires_in->count() > 3600)) {
+        diagnostics_access::set_client_message(checked, "token_request::expires_in must be between 1 and 3600 seconds");
+        ec = error::invalid_argument;
+    }
+    if (ec) {
+        asio::post(impl->executor(), asio::append(std::move(handler), ec, token_response{}));
+        return;
+    }
+    std::make_shared<pooled_operation>(impl, std::move(handler), request, diag)->start();
+}
+
+} // namespace cartesia::detail
+
+namespace cartesia {
+
+std::size_t detail::client_access::connections_opened(const client& c)
+{
+    return c.impl_->connections_opened();
+}
+
+client::client(executor_type executor, boost::asio::ssl::context& tls, client_config config)
+    : impl_(std::make_shared<detail::client_impl>(std::move(executor), tls, std::move(config)))
+{
+}
+
+client::~client()
+{
+    if (impl_)
+        close();
+}
+
+client& client::operator=(client&& other) noexcept
+{
+    if (this != &other) {
+        if (impl_)
+            close();
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
+
+client::executor_type client::get_executor() const noexcept
+{
+    return impl_->executor();
+}
+
+void client::close()
+{
+    boost::asio::dispatch(impl_->strand(), [impl = impl_] { impl->close(); });
+}
+
+} // namespace cartesia

@@ -1,0 +1,78 @@
+// One TLS connection to the API and the exchanges over it: the I/O shared by the
+// one-shot operation and the pool. Private to src/ (Beast and SSL heavy).
+#ifndef CARTESIA_SRC_CONNECTION_HPP
+#define CARTESIA_SRC_CONNECTION_HPP
+
+#include <cartesia/detail/protocol.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+
+namespace cartesia::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using tcp = asio::ip::tcp;
+
+// Awaited operations report errors as values: faults are ordinary outcomes here.
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// Not thread-safe: its owner runs it on one strand. A deadline or a cancellation
+// calls abort(), which makes whatever step is pending fail at once.
+class connection {
+public:
+    connection(const asio::any_io_executor& executor, asio::ssl::context& tls);
+
+    // Connects to the first endpoint that answers, then performs the TLS handshake
+    // with SNI and with peer and host name verification (whatever `tls` says).
+    asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
+                                     diagnostics& diag);
+
+    // Writes one request and reads its response under the configured limits,
+    // skipping 1xx interim responses, then interprets it. `facts` says whether a
+    // response began, its status and its retry headers.
+    asio::awaitable<error_code> exchange(std::string_view request_bytes, const client_config& config,
+                                         attempt_outcome& facts, token_response& response, diagnostics& diag);
+
+    // A graceful TLS shutdown; its errors do not matter, the exchange is over.
+    asio::awaitable<void> shutdown();
+
+    // Abortive close: pending steps fail with operation_aborted. Idempotent.
+    void abort() noexcept;
+
+    // Closes a healthy connection without a TLS close_notify (the server already
+    // closed its side, or the connection idled out), telling OpenSSL that it ended
+    // properly: a connection freed without that makes its TLS session
+    // non-resumable, which would spoil resumption for the whole pool.
+    void close_quietly() noexcept;
+
+    // The OpenSSL handle, for TLS session resumption by the pool.
+    SSL* native_handle() noexcept { return stream_.native_handle(); }
+
+    // Neither aborted nor closed by the server: another exchange may follow.
+    bool reusable() const noexcept { return !aborted_ && keep_alive_; }
+
+private:
+    error_code read_failure(error_code ec, const client_config& config, const attempt_outcome& facts, const char* part,
+                            diagnostics& diag);
+
+    asio::ssl::stream<tcp::socket> stream_;
+    boost::beast::flat_buffer buffer_;  // kept: bytes past one response belong to the next
+    std::array<std::byte, 4096> arena_; // holds the parsed response of the current exchange
+    bool aborted_ = false;
+    bool keep_alive_ = false;
+    bool response_complete_ = false; // the last exchange read a whole response
+};
+
+} // namespace cartesia::detail
+
+#endif

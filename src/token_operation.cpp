@@ -1,0 +1,143 @@
+#include "token_operation.hpp"
+
+#include <cartesia/error.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <random>
+
+namespace cartesia::detail {
+namespace {
+
+double random_jitter()
+{
+    thread_local std::minstd_rand generator{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
+}
+
+} // namespace
+
+strand_type make_operation_strand(const asio::any_io_executor& executor)
+{
+    if (const auto* io_executor = executor.target<asio::io_context::executor_type>())
+        return asio::make_strand(*io_executor);
+    return asio::make_strand(executor);
+}
+
+// Installed in the handler's cancellation slot; hops onto the strand, so that the
+// slot may be emitted from wherever the handler's executor allows.
+struct token_operation::cancellation_bridge {
+    std::weak_ptr<token_operation> op;
+    strand_type strand;
+
+    void operator()(asio::cancellation_type_t type) const
+    {
+        using ct = asio::cancellation_type;
+        if ((type & (ct::terminal | ct::partial)) == ct::none)
+            return; // total cancellation is not supported: a token may have been minted
+        if (auto self = op.lock())
+            asio::dispatch(strand, [self] { self->cancel("the operation was cancelled"); });
+    }
+};
+
+token_operation::token_operation(token_handler handler, const asio::any_io_executor& io_executor,
+                                 const strand_type& strand, const client_config& config, diagnostics* diag)
+    : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(io_executor),
+      handler_(std::move(handler)), deadline_(strand), backoff_(strand)
+{
+}
+
+void token_operation::start()
+{
+    if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
+        user_slot_ = slot;
+        user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
+    }
+    asio::co_spawn(strand_, run(shared_from_this()),
+                   [self = shared_from_this()](std::exception_ptr failure, result outcome) {
+                       self->finish(failure, std::move(outcome));
+                   });
+}
+
+void token_operation::cancel(std::string_view why)
+{
+    if (completed_ || cancelled_)
+        return;
+    cancelled_ = true;
+    cancel_reason_ = why;
+    abort_attempt();
+    backoff_.cancel();
+}
+
+asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<token_operation> self)
+{
+    const unsigned max_attempts = 1 + static_cast<unsigned>(self->config_.max_retries);
+    result outcome;
+    for (unsigned attempt = 1;; ++attempt) {
+        self->diag_.clear();
+        diagnostics_access::set_attempts(self->diag_, attempt);
+        outcome.response = {};
+        const attempt_outcome facts = co_await self->run_attempt(outcome.response);
+        outcome.ec = facts.ec;
+        if (!facts.ec || attempt == max_attempts || self->cancelled_ || !is_retryable(facts))
+            break;
+        self->backoff_.expires_after(retry_delay(attempt - 1, random_jitter(), facts.retry_after));
+        co_await self->backoff_.async_wait(nothrow_awaitable);
+        if (self->cancelled_)
+            break;
+    }
+    co_return outcome;
+}
+
+asio::awaitable<attempt_outcome> token_operation::run_attempt(token_response& response)
+{
+    attempt_outcome facts;
+    if (cancelled_) {
+        facts.ec = asio::error::operation_aborted;
+        co_return facts;
+    }
+    timed_out_ = false;
+    deadline_.expires_after(config_.timeout);
+    deadline_.async_wait([weak = weak_from_this()](error_code ec) {
+        if (auto self = weak.lock(); self && !ec && !self->completed_) {
+            self->timed_out_ = true;
+            self->abort_attempt();
+        }
+    });
+    co_await attempt(facts, response);
+    deadline_.cancel();
+    // A deadline or a cancellation makes the pending step fail with whatever the
+    // closed socket reports; say what really happened.
+    if (facts.ec && cancelled_) {
+        facts.ec = asio::error::operation_aborted;
+    } else if (facts.ec && timed_out_) {
+        facts.ec = error::timeout;
+        diagnostics_access::set_client_message(diag_, "no complete response within " +
+                                                          std::to_string(config_.timeout.count()) + " ms");
+    }
+    co_return facts;
+}
+
+void token_operation::finish(std::exception_ptr failure, result outcome)
+{
+    completed_ = true;
+    if (user_slot_.is_connected())
+        user_slot_.clear();
+    if (failure) {
+        // Only allocation failures can get here; report rather than terminate.
+        outcome.ec = make_error_code(boost::system::errc::not_enough_memory);
+    } else if (cancelled_) {
+        outcome.ec = asio::error::operation_aborted;
+        diagnostics_access::set_client_message(diag_, std::move(cancel_reason_));
+    }
+    if (outcome.ec)
+        outcome.response = {};
+    on_finish();
+    auto handler_executor = asio::get_associated_executor(handler_, io_executor_);
+    asio::dispatch(handler_executor, asio::append(std::move(handler_), outcome.ec, std::move(outcome.response)));
+}
+
+} // namespace cartesia::detail

@@ -1,0 +1,88 @@
+// What every token-minting operation shares, whatever carries its attempts: the
+// handler and its cancellation slot, the retry loop with backoff, the deadline of
+// each attempt, and completing exactly once. Private to src/.
+#ifndef CARTESIA_SRC_TOKEN_OPERATION_HPP
+#define CARTESIA_SRC_TOKEN_OPERATION_HPP
+
+#include "connection.hpp"
+
+#include <cartesia/generate_token.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+
+namespace cartesia::detail {
+
+// A strand, type-erased. Made by make_operation_strand().
+using strand_type = asio::any_io_executor;
+
+// A strand over `executor`. When that is an io_context's executor, the strand is
+// built over the concrete type: it then fits in any_io_executor's small buffer,
+// and the executor copies and prefer(outstanding_work.tracked) calls that every
+// asynchronous step makes cost no heap allocation (a strand over any_io_executor
+// allocates on each).
+strand_type make_operation_strand(const asio::any_io_executor& executor);
+
+// Runs on `strand`, which the derived class's I/O objects share. The deadline and
+// the caller's cancellation do not travel through co_spawn's cancellation
+// plumbing: both call abort_attempt(), which closes sockets and cancels timers so
+// that any pending step fails at once, and the failure is then reported as
+// `timeout` or `operation_aborted`.
+class token_operation : public std::enable_shared_from_this<token_operation> {
+public:
+    token_operation(token_handler handler, const asio::any_io_executor& io_executor, const strand_type& strand,
+                    const client_config& config, diagnostics* diag);
+    virtual ~token_operation() = default;
+    token_operation(const token_operation&) = delete;
+    token_operation& operator=(const token_operation&) = delete;
+
+    // Installs the cancellation bridge and spawns the coroutine. Any thread.
+    void start();
+
+    // Ends the operation with operation_aborted as soon as possible. On the strand.
+    void cancel(std::string_view why);
+
+protected:
+    // One attempt: fill `facts` (its ec first) and `response`. The base arms the
+    // deadline around it and maps failures caused by abort_attempt().
+    virtual asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) = 0;
+    // Makes whatever the attempt awaits fail now (deadline, cancellation).
+    virtual void abort_attempt() = 0;
+    // Called on the strand once the result is decided, before the handler runs.
+    virtual void on_finish() {}
+
+    bool cancelled() const noexcept { return cancelled_; }
+    bool timed_out() const noexcept { return timed_out_; }
+
+    const strand_type strand_;
+    const client_config& config_; // owned by the derived class or its pool
+    diagnostics& diag_;
+
+private:
+    struct result {
+        error_code ec;
+        token_response response;
+    };
+    struct cancellation_bridge;
+
+    static asio::awaitable<result> run(std::shared_ptr<token_operation> self);
+    asio::awaitable<attempt_outcome> run_attempt(token_response& response);
+    void finish(std::exception_ptr failure, result outcome);
+
+    asio::any_io_executor io_executor_;
+    token_handler handler_;
+    asio::cancellation_slot user_slot_;
+    diagnostics own_diag_; // used when the caller passed none
+    asio::steady_timer deadline_;
+    asio::steady_timer backoff_;
+    std::string cancel_reason_;
+    bool cancelled_ = false;
+    bool timed_out_ = false;
+    bool completed_ = false;
+};
+
+} // namespace cartesia::detail
+
+#endif

@@ -1,0 +1,330 @@
+// cartesia::client: keep-alive reuse, the pool's limits and FIFO queue, stale
+// connections, idle timeout, close and destruction with operations in flight.
+#include "fixture.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <thread>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using cartesia::error;
+using cartesia::token_response;
+using cartesia::test::server_fixture;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Records completions; once `expected` arrived, runs `when_done` (typically
+// closing the client, so that its idle connections stop keeping io.run() busy).
+struct result_log {
+    std::size_t expected = 0;
+    std::function<void()> when_done;
+    std::vector<error_code> codes{};
+    std::vector<int> order{}; // which operation completed, in completion order
+    int tokens = 0;
+
+    auto recorder(int index)
+    {
+        return [this, index](error_code ec, token_response response) {
+            codes.push_back(ec);
+            order.push_back(index);
+            tokens += !ec && !response.token.empty();
+            if (codes.size() == expected && when_done)
+                when_done();
+        };
+    }
+};
+
+cartesia::test::server_options notify_when_requests_reach(std::size_t count, asio::io_context& io,
+                                                          std::function<void()> action)
+{
+    cartesia::test::server_options options;
+    auto seen = std::make_shared<std::atomic<std::size_t>>(0);
+    options.responder =
+        [=, &io](const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
+        if (++*seen == count)
+            asio::post(io, action);
+        return std::nullopt;
+    };
+    return options;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(pooled_client)
+
+BOOST_FIXTURE_TEST_CASE(sequential_tokens_reuse_one_connection, server_fixture)
+{
+    cartesia::client client(io.get_executor(), tls, config);
+    BOOST_TEST((client.get_executor() == io.get_executor()));
+    result_log log;
+    int launched = 0;
+    std::function<void()> next = [&] {
+        if (launched == 20) {
+            client.close();
+            return;
+        }
+        const int index = launched++;
+        client.async_generate_token({}, [&, index](error_code ec, token_response response) {
+            log.recorder(index)(ec, std::move(response));
+            next();
+        });
+    };
+    next();
+    io.run();
+    BOOST_TEST(log.tokens == 20);
+    BOOST_TEST(server.requests_received() == 20u);
+    BOOST_TEST(server.connections_accepted() == 1u);
+}
+
+BOOST_FIXTURE_TEST_CASE(concurrency_is_bounded_by_max_connections_and_the_queue_is_fifo, server_fixture)
+{
+    auto limited = config_with_fault("slow-20");
+    limited.max_connections = 3;
+    cartesia::client client(io.get_executor(), tls, limited);
+    constexpr int count = 30;
+    result_log log{count, [&] { client.close(); }};
+    for (int i = 0; i < count; ++i)
+        client.async_generate_token({}, log.recorder(i));
+    io.run();
+    BOOST_TEST(log.tokens == count);
+    BOOST_TEST(server.connections_accepted() == 3u);
+    // Requests wait first come, first served: with equal service times they
+    // complete in rounds of three, each round after every earlier one.
+    for (std::size_t i = 0; i < log.order.size(); ++i)
+        BOOST_TEST(log.order[i] / 3 == static_cast<int>(i) / 3,
+                   "completion " << i << " was operation " << log.order[i]);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_connection_the_server_dropped_while_idle_is_not_an_error, server_fixture)
+{
+    // The server answers, then drops the connection without a word: the client
+    // learns it only when it reuses the connection.
+    auto dropping = config_with_fault("drop-after-response");
+    dropping.max_retries = 0;
+    cartesia::client client(io.get_executor(), tls, dropping);
+    for (int i = 0; i < 5; ++i) {
+        cartesia::diagnostics diag;
+        auto result = client.async_generate_token({}, diag, asio::use_future);
+        io.restart();
+        while (result.wait_for(0s) != std::future_status::ready)
+            io.run_one();
+        BOOST_TEST(!result.get().token.empty());
+        BOOST_TEST(diag.attempts() == 1u);
+    }
+    BOOST_TEST(server.requests_received() == 5u);
+    BOOST_TEST(server.connections_accepted() == 5u);
+}
+
+BOOST_FIXTURE_TEST_CASE(connection_close_from_the_server_moves_on_to_a_new_connection, server_fixture)
+{
+    cartesia::client client(io.get_executor(), tls, config_with_fault("eof-delimited"));
+    result_log log;
+    for (int i = 0; i < 4; ++i)
+        client.async_generate_token({}, log.recorder(i));
+    io.run(); // nothing stays idle: the server closes every connection
+    BOOST_TEST(log.tokens == 4);
+    BOOST_TEST(server.connections_accepted() == 4u);
+}
+
+BOOST_FIXTURE_TEST_CASE(idle_connections_are_closed_after_the_idle_timeout, server_fixture)
+{
+    auto short_idle = config;
+    short_idle.idle_timeout = 100ms;
+    cartesia::client client(io.get_executor(), tls, short_idle);
+    result_log log;
+    client.async_generate_token({}, log.recorder(0));
+    const auto start = cartesia::test::clock_type::now();
+    io.run(); // returns once the idle connection is closed: nothing else is pending
+    BOOST_TEST(log.tokens == 1);
+    BOOST_TEST(cartesia::test::milliseconds_since(start) >= 90);
+    BOOST_TEST(server.wait_for_open_connections(0, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(close_completes_every_pending_operation_exactly_once)
+{
+    asio::io_context io;
+    std::optional<cartesia::client> client;
+    // Two requests hang on the two connections, three wait in the queue; close
+    // once the server holds both.
+    server_fixture f(notify_when_requests_reach(2, io, [&] { client->close(); }));
+    auto hanging = f.config_with_fault("hang");
+    hanging.max_connections = 2;
+    client.emplace(io.get_executor(), f.tls, hanging);
+    result_log log;
+    for (int i = 0; i < 5; ++i)
+        client->async_generate_token({}, log.recorder(i));
+    io.run(); // returns when nothing is left pending
+    BOOST_TEST_REQUIRE(log.codes.size() == 5u);
+    for (const auto& ec : log.codes)
+        BOOST_TEST(ec == asio::error::operation_aborted);
+
+    // Operations started after close() fail the same way.
+    io.restart();
+    error_code late;
+    client->async_generate_token({}, [&](error_code ec, token_response) { late = ec; });
+    io.run();
+    BOOST_TEST(late == asio::error::operation_aborted);
+    BOOST_TEST(f.server.wait_for_open_connections(0, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(destroying_the_client_with_operations_in_flight_completes_them)
+{
+    asio::io_context io;
+    std::optional<cartesia::client> client;
+    server_fixture f(notify_when_requests_reach(1, io, [&] { client.reset(); }));
+    auto hanging = f.config_with_fault("hang");
+    hanging.max_connections = 1;
+    client.emplace(io.get_executor(), f.tls, hanging);
+    result_log log;
+    for (int i = 0; i < 3; ++i)
+        client->async_generate_token({}, log.recorder(i));
+    io.run(); // returns when nothing is left pending
+    BOOST_TEST_REQUIRE(log.codes.size() == 3u);
+    for (const auto& ec : log.codes)
+        BOOST_TEST(ec == asio::error::operation_aborted);
+}
+
+BOOST_AUTO_TEST_CASE(cancelling_a_queued_request_leaves_the_others_alone)
+{
+    asio::io_context io;
+    asio::cancellation_signal signal;
+    server_fixture f(notify_when_requests_reach(1, io, [&] { signal.emit(asio::cancellation_type::terminal); }));
+    auto slow = f.config_with_fault("slow-100");
+    slow.max_connections = 1;
+    cartesia::client client(io.get_executor(), f.tls, slow);
+    result_log log{3, [&] { client.close(); }};
+    client.async_generate_token({}, log.recorder(0));
+    client.async_generate_token({}, asio::bind_cancellation_slot(signal.slot(), log.recorder(1)));
+    client.async_generate_token({}, log.recorder(2));
+    io.run();
+    BOOST_TEST_REQUIRE(log.codes.size() == 3u);
+    BOOST_TEST(log.order[0] == 1); // cancelled while queued: completes first, at once
+    BOOST_TEST(log.codes[0] == asio::error::operation_aborted);
+    BOOST_TEST(log.tokens == 2);
+    BOOST_TEST(f.server.requests_received() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, server_fixture)
+{
+    auto retrying = config_with_fault("once-503");
+    retrying.max_retries = 1;
+    cartesia::client retry_client(io.get_executor(), tls, retrying);
+    cartesia::diagnostics diag;
+    error_code ec;
+    retry_client.async_generate_token({}, diag, [&](error_code e, token_response) {
+        ec = e;
+        retry_client.close();
+    });
+    io.run();
+    BOOST_TEST(!ec);
+    BOOST_TEST(diag.attempts() == 2u);
+
+    io.restart();
+    auto hanging = config_with_fault("hang");
+    hanging.timeout = 200ms;
+    cartesia::client hang_client(io.get_executor(), tls, hanging);
+    hang_client.async_generate_token({}, diag, [&](error_code e, token_response) { ec = e; });
+    io.run();
+    BOOST_TEST(ec == error::timeout);
+
+    io.restart();
+    const auto accepted = server.connections_accepted();
+    auto bad = config;
+    bad.api_key = "sk_car_bad\nkey";
+    cartesia::client bad_client(io.get_executor(), tls, bad);
+    bool called = false;
+    bad_client.async_generate_token({}, diag, [&](error_code e, token_response) {
+        ec = e;
+        called = true;
+    });
+    BOOST_TEST(!called);
+    io.run();
+    BOOST_TEST(ec == error::invalid_argument);
+    BOOST_TEST(diag.client_message().find("api_key") != std::string_view::npos);
+    cartesia::token_request too_long;
+    too_long.expires_in = 3601s;
+    io.restart();
+    retry_client.async_generate_token(too_long, diag, [&](error_code e, token_response) { ec = e; });
+    io.run();
+    BOOST_TEST(ec == error::invalid_argument);
+    BOOST_TEST(server.connections_accepted() == accepted);
+}
+
+BOOST_FIXTURE_TEST_CASE(coroutines_and_many_threads, server_fixture)
+{
+    auto pooled = config;
+    pooled.max_connections = 4;
+    cartesia::client client(io.get_executor(), tls, pooled);
+    std::atomic<int> tokens{0}, completed{0};
+    constexpr int per_coroutine = 25, coroutines = 8, from_outside = 20;
+    auto count = [&](bool ok) {
+        tokens += ok;
+        if (++completed == per_coroutine * coroutines + from_outside)
+            client.close();
+    };
+    for (int c = 0; c < coroutines; ++c)
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                for (int i = 0; i < per_coroutine; ++i) {
+                    auto response = co_await client.async_generate_token({}, asio::use_awaitable);
+                    count(!response.token.empty());
+                }
+            },
+            [](std::exception_ptr e) { BOOST_TEST(!e); });
+    // Requests also arrive from a thread that does not run the io_context.
+    std::thread outsider([&] {
+        for (int i = 0; i < from_outside; ++i)
+            client.async_generate_token({}, [&](error_code ec, token_response) { count(!ec); });
+    });
+    std::thread runner([&] { io.run(); });
+    outsider.join();
+    io.run();
+    runner.join();
+    BOOST_TEST(tokens == per_coroutine * coroutines + from_outside);
+    BOOST_TEST(server.connections_accepted() <= 4u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(pooled_client_tls)
+
+BOOST_FIXTURE_TEST_CASE(new_connections_resume_the_tls_session_of_earlier_ones, server_fixture)
+{
+    // The server closes every connection after its response: each token needs a
+    // new connection, and all but the first should resume the first's session.
+    cartesia::client client(io.get_executor(), tls, config_with_fault("eof-delimited"));
+    int tokens = 0;
+    std::function<void()> next = [&] {
+        if (tokens == 5)
+            return;
+        client.async_generate_token({}, [&](error_code ec, token_response) {
+            tokens += !ec;
+            if (!ec)
+                next();
+        });
+    };
+    next();
+    io.run();
+    BOOST_TEST(tokens == 5);
+    BOOST_TEST(server.connections_accepted() == 5u);
+    BOOST_TEST(server.resumed_handshakes() == 4u);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_free_function_makes_full_handshakes, server_fixture)
+{
+    for (int i = 0; i < 2; ++i)
+        BOOST_TEST(!cartesia::test::mint(*this, config).ec);
+    BOOST_TEST(server.resumed_handshakes() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
