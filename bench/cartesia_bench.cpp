@@ -343,9 +343,20 @@ private:
 
 } // namespace
 
+// Thousands of operations in flight may mean thousands of sockets (one-shot mode).
+void raise_file_limit()
+{
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &limit);
+    }
+}
+
 int main(int argc, char** argv)
 {
     const options o = parse(argc, argv);
+    raise_file_limit();
     try {
         std::optional<child_server> server;
         cartesia::client_config config;

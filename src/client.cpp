@@ -57,12 +57,15 @@ public:
     {
         // Checked once; a bad configuration fails each operation, before any I/O.
         config_error_ = validate(config_, {}, where_, config_diag_);
+        if (!config_error_)
+            request_head_ = serialize_request_head(config_, where_, /*keep_alive=*/true);
     }
 
     const asio::any_io_executor& executor() const noexcept { return executor_; }
     const strand_type& strand() const noexcept { return strand_; }
     const client_config& config() const noexcept { return config_; }
     const endpoint& where() const noexcept { return where_; }
+    const std::string& request_head() const noexcept { return request_head_; }
     asio::ssl::context& tls() noexcept { return tls_; }
     bool closed() const noexcept { return closed_; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
@@ -145,6 +148,7 @@ private:
     asio::ssl::context& tls_;
     const client_config config_;
     endpoint where_;
+    std::string request_head_; // the same for every request
     error_code config_error_;
     diagnostics config_diag_;
 
@@ -165,8 +169,7 @@ public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, const token_request& request,
                      diagnostics* diag)
         : token_operation(std::move(handler), pool->executor(), pool->strand(), pool->config(), diag),
-          pool_(std::move(pool)),
-          request_bytes_(serialize_request(config_, pool_->where(), request, /*keep_alive=*/true)), wakeup_(strand_)
+          pool_(std::move(pool)), request_tail_(serialize_request_tail(request))
     {
     }
 
@@ -176,7 +179,7 @@ public:
     {
         handed_over_ = handed_over;
         waiting_ = false;
-        wakeup_.cancel();
+        wakeup_->cancel();
     }
 
 private:
@@ -202,7 +205,8 @@ private:
             }
             current_ = *it;
             const std::size_t previous_exchanges = (*it)->exchanges;
-            facts.ec = co_await (*it)->link.exchange(request_bytes_, config_, facts, response, diag_);
+            facts.ec = co_await (*it)->link.exchange(pool_->request_head(), request_tail_.view(), config_, facts,
+                                                     response, diag_);
             ++(*it)->exchanges;
             current_.reset();
             const bool stale = facts.ec && !facts.response_started && previous_exchanges > 0 && !cancelled() &&
@@ -240,8 +244,10 @@ private:
             waiting_ = true;
             handed_over_.reset();
             pool_->enqueue(this);
-            wakeup_.expires_at(asio::steady_timer::time_point::max());
-            co_await wakeup_.async_wait(nothrow_awaitable);
+            if (!wakeup_)
+                wakeup_.emplace(strand_); // only requests that ever wait need one
+            wakeup_->expires_at(asio::steady_timer::time_point::max());
+            co_await wakeup_->async_wait(nothrow_awaitable);
             if (waiting_) { // woken by a deadline, a cancellation or close()
                 waiting_ = false;
                 pool_->dequeue(this);
@@ -259,19 +265,8 @@ private:
         tcp::resolver::results_type endpoints;
         if (const auto* cached = pool_->cached_endpoints()) {
             endpoints = *cached;
-        } else if (where.host_is_ip) {
-            endpoints = tcp::resolver::results_type::create(
-                tcp::endpoint(asio::ip::make_address(where.host), static_cast<unsigned short>(std::stoul(where.port))),
-                where.host, where.port);
-        } else {
-            resolver_.emplace(strand_);
-            auto [ec, resolved] = co_await resolver_->async_resolve(where.host, where.port, nothrow_awaitable);
-            resolver_.reset();
-            if (ec) {
-                diagnostics_access::set_client_message(diag_, "cannot resolve " + where.host);
-                co_return ec;
-            }
-            endpoints = std::move(resolved);
+        } else if (auto ec = co_await resolve_endpoints(where, resolver_, strand_, endpoints, diag_)) {
+            co_return ec;
         }
         pool_->cache_endpoints(endpoints);
         pool_->resume_session_on(pooled.link);
@@ -289,7 +284,7 @@ private:
             (*current_)->link.abort();
         if (waiting_) {
             pool_->dequeue(this); // so that no connection is handed to it any more
-            wakeup_.cancel();
+            wakeup_->cancel();
         }
     }
 
@@ -300,8 +295,8 @@ private:
     }
 
     std::shared_ptr<client_impl> pool_;
-    const std::string request_bytes_;
-    asio::steady_timer wakeup_; // a waiter sleeps on it; the pool cancels it to wake
+    const request_tail request_tail_;
+    std::optional<asio::steady_timer> wakeup_; // a waiter sleeps on it; the pool cancels it to wake
     std::optional<tcp::resolver> resolver_;
     std::optional<connection_iterator> current_;
     std::optional<connection_iterator> handed_over_;

@@ -33,6 +33,25 @@ error_code fail(diagnostics& diag, error_code ec, std::string message)
 
 } // namespace
 
+asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::optional<tcp::resolver>& resolver,
+                                              const asio::any_io_executor& executor, tcp::resolver::results_type& out,
+                                              diagnostics& diag)
+{
+    if (where.host_is_ip) {
+        const tcp::endpoint address(asio::ip::make_address(where.host),
+                                    static_cast<unsigned short>(std::stoul(where.port)));
+        out = tcp::resolver::results_type::create(address, where.host, where.port);
+        co_return error_code{};
+    }
+    if (!resolver)
+        resolver.emplace(executor);
+    auto [ec, resolved] = co_await resolver->async_resolve(where.host, where.port, nothrow_awaitable);
+    if (ec)
+        co_return fail(diag, ec, "cannot resolve " + where.host);
+    out = std::move(resolved);
+    co_return error_code{};
+}
+
 connection::connection(const asio::any_io_executor& executor, asio::ssl::context& tls) : stream_(executor, tls) {}
 
 asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::resolver::results_type& endpoints,
@@ -74,12 +93,15 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
     co_return error_code{};
 }
 
-asio::awaitable<error_code> connection::exchange(std::string_view request_bytes, const client_config& config,
-                                                 attempt_outcome& facts, token_response& response, diagnostics& diag)
+asio::awaitable<error_code> connection::exchange(std::string_view request_head, std::string_view request_tail,
+                                                 const client_config& config, attempt_outcome& facts,
+                                                 token_response& response, diagnostics& diag)
 {
     keep_alive_ = false; // until a complete response says otherwise
     response_complete_ = false;
-    if (auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(request_bytes), nothrow_awaitable); ec)
+    request_buffer_.assign(request_head);
+    request_buffer_.append(request_tail);
+    if (auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(request_buffer_), nothrow_awaitable); ec)
         co_return fail(diag, ec, "cannot send the request");
 
     // The response's fields and body live in an arena on the connection, reset for

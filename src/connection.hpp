@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 namespace cartesia::detail {
@@ -25,6 +26,13 @@ using tcp = asio::ip::tcp;
 
 // Awaited operations report errors as values: faults are ordinary outcomes here.
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
+// wait), a name through `resolver`, which is created on first use so that an
+// owner's abort can cancel it. Fills diag on failure.
+asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::optional<tcp::resolver>& resolver,
+                                              const asio::any_io_executor& executor, tcp::resolver::results_type& out,
+                                              diagnostics& diag);
 
 // Not thread-safe: its owner runs it on one strand. A deadline or a cancellation
 // calls abort(), which makes whatever step is pending fail at once.
@@ -37,11 +45,13 @@ public:
     asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                      diagnostics& diag);
 
-    // Writes one request and reads its response under the configured limits,
+    // Writes one request (head and tail joined in a buffer the connection keeps, so
+    // that it goes out in one TLS record) and reads its response under the configured limits,
     // skipping 1xx interim responses, then interprets it. `facts` says whether a
     // response began, its status and its retry headers.
-    asio::awaitable<error_code> exchange(std::string_view request_bytes, const client_config& config,
-                                         attempt_outcome& facts, token_response& response, diagnostics& diag);
+    asio::awaitable<error_code> exchange(std::string_view request_head, std::string_view request_tail,
+                                         const client_config& config, attempt_outcome& facts, token_response& response,
+                                         diagnostics& diag);
 
     // A graceful TLS shutdown; its errors do not matter, the exchange is over.
     asio::awaitable<void> shutdown();
@@ -66,6 +76,7 @@ private:
                             diagnostics& diag);
 
     asio::ssl::stream<tcp::socket> stream_;
+    std::string request_buffer_;        // reused: no allocation after the first request
     boost::beast::flat_buffer buffer_;  // kept: bytes past one response belong to the next
     std::array<std::byte, 4096> arena_; // holds the parsed response of the current exchange
     bool aborted_ = false;

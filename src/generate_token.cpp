@@ -24,8 +24,8 @@ public:
                       client_config config, const token_request& request, endpoint where, diagnostics* diag)
         : token_operation(std::move(handler), executor, make_operation_strand(executor), own_config_, diag),
           own_config_(std::move(config)), where_(std::move(where)),
-          request_bytes_(serialize_request(own_config_, where_, request, /*keep_alive=*/false)), tls_(tls),
-          resolver_(strand_)
+          request_head_(serialize_request_head(own_config_, where_, /*keep_alive=*/false)),
+          request_tail_(serialize_request_tail(request)), tls_(tls)
     {
     }
 
@@ -42,37 +42,27 @@ private:
     asio::awaitable<error_code> resolve_and_exchange(attempt_outcome& facts, token_response& response)
     {
         tcp::resolver::results_type endpoints;
-        if (where_.host_is_ip) {
-            // No resolver for an IP literal: no getaddrinfo thread, no wait.
-            endpoints =
-                tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(where_.host),
-                                                                  static_cast<unsigned short>(std::stoul(where_.port))),
-                                                    where_.host, where_.port);
-        } else {
-            auto [ec, resolved] = co_await resolver_.async_resolve(where_.host, where_.port, nothrow_awaitable);
-            if (ec) {
-                diagnostics_access::set_client_message(diag_, "cannot resolve " + where_.host);
-                co_return ec;
-            }
-            endpoints = std::move(resolved);
-        }
+        if (auto ec = co_await resolve_endpoints(where_, resolver_, strand_, endpoints, diag_))
+            co_return ec;
         if (auto ec = co_await connection_->open(where_, endpoints, diag_))
             co_return ec;
-        co_return co_await connection_->exchange(request_bytes_, config_, facts, response, diag_);
+        co_return co_await connection_->exchange(request_head_, request_tail_.view(), config_, facts, response, diag_);
     }
 
     void abort_attempt() override
     {
-        resolver_.cancel();
+        if (resolver_)
+            resolver_->cancel();
         if (connection_)
             connection_->abort();
     }
 
     const client_config own_config_;
     const endpoint where_;
-    const std::string request_bytes_; // identical for every attempt
+    const std::string request_head_; // identical for every attempt
+    const request_tail request_tail_;
     asio::ssl::context& tls_;
-    tcp::resolver resolver_;
+    std::optional<tcp::resolver> resolver_; // none for an IP literal
     std::optional<connection> connection_;
 };
 

@@ -203,17 +203,11 @@ std::string user_agent(std::string_view suffix)
     return ua;
 }
 
-std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
-                              bool keep_alive)
+std::string serialize_request_head(const client_config& config, const endpoint& where, bool keep_alive)
 {
-    body_buffer buffer;
-    const std::string_view body = write_request_body(request, buffer);
-    char length[24];
-    const std::string_view content_length(
-        length, static_cast<std::size_t>(std::to_chars(length, length + sizeof length, body.size()).ptr - length));
     std::string out;
     out.reserve(256 + where.target.size() + where.host_header.size() + config.api_key.size() +
-                config.api_version.size() + config.user_agent_suffix.size() + body.size());
+                config.api_version.size() + config.user_agent_suffix.size());
     out += "POST ";
     out += where.target;
     out += " HTTP/1.1\r\nHost: ";
@@ -224,13 +218,28 @@ std::string serialize_request(const client_config& config, const endpoint& where
     out += config.api_version;
     out += "\r\nContent-Type: application/json\r\nAccept: application/json\r\nUser-Agent: ";
     append_user_agent(out, config.user_agent_suffix);
-    out += "\r\nContent-Length: ";
-    out += content_length;
     if (!keep_alive)
         out += "\r\nConnection: close";
-    out += "\r\n\r\n";
-    out += body;
+    out += "\r\nContent-Length: ";
     return out;
+}
+
+request_tail serialize_request_tail(const token_request& request)
+{
+    body_buffer body_bytes;
+    const std::string_view body = write_request_body(request, body_bytes);
+    request_tail tail;
+    char* out = std::to_chars(tail.bytes.data(), tail.bytes.data() + tail.bytes.size(), body.size()).ptr;
+    out = std::copy_n("\r\n\r\n", 4, out);
+    out = std::copy(body.begin(), body.end(), out);
+    tail.size = static_cast<std::size_t>(out - tail.bytes.data());
+    return tail;
+}
+
+std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
+                              bool keep_alive)
+{
+    return serialize_request_head(config, where, keep_alive) + std::string(serialize_request_tail(request).view());
 }
 
 error_code status_to_error(unsigned status) noexcept

@@ -46,7 +46,7 @@ struct token_operation::cancellation_bridge {
 token_operation::token_operation(token_handler handler, const asio::any_io_executor& io_executor,
                                  const strand_type& strand, const client_config& config, diagnostics* diag)
     : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(io_executor),
-      handler_(std::move(handler)), deadline_(strand), backoff_(strand)
+      handler_(std::move(handler)), deadline_(strand)
 {
 }
 
@@ -69,7 +69,8 @@ void token_operation::cancel(std::string_view why)
     cancelled_ = true;
     cancel_reason_ = why;
     abort_attempt();
-    backoff_.cancel();
+    if (backoff_)
+        backoff_->cancel();
 }
 
 asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<token_operation> self)
@@ -84,8 +85,10 @@ asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<to
         outcome.ec = facts.ec;
         if (!facts.ec || attempt == max_attempts || self->cancelled_ || !is_retryable(facts))
             break;
-        self->backoff_.expires_after(retry_delay(attempt - 1, random_jitter(), facts.retry_after));
-        co_await self->backoff_.async_wait(nothrow_awaitable);
+        if (!self->backoff_)
+            self->backoff_.emplace(self->strand_); // most operations never retry
+        self->backoff_->expires_after(retry_delay(attempt - 1, random_jitter(), facts.retry_after));
+        co_await self->backoff_->async_wait(nothrow_awaitable);
         if (self->cancelled_)
             break;
     }

@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <memory>
+#include <optional>
 
 namespace cartesia::detail {
 
@@ -76,7 +77,7 @@ private:
     asio::cancellation_slot user_slot_;
     diagnostics own_diag_; // used when the caller passed none
     asio::steady_timer deadline_;
-    asio::steady_timer backoff_;
+    std::optional<asio::steady_timer> backoff_;
     std::string cancel_reason_;
     bool cancelled_ = false;
     bool timed_out_ = false;

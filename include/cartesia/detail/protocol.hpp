@@ -9,6 +9,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <string>
@@ -49,7 +50,20 @@ boost::system::error_code validate(const client_config& config, const token_requ
 // The JSON body: only the fields that are set, in a stable order.
 std::string serialize_request_body(const token_request& request);
 
-// The complete HTTP/1.1 request head and body, ready to be written.
+// The request in two parts, so that a pool builds the head once and each request
+// costs no allocation: the head, up to and including "Content-Length: ", is the
+// same for every request of a client; the tail holds the length, the blank line
+// and the body.
+std::string serialize_request_head(const client_config& config, const endpoint& where, bool keep_alive);
+
+struct request_tail {
+    std::array<char, 128> bytes{};
+    std::size_t size = 0;
+    std::string_view view() const noexcept { return {bytes.data(), size}; }
+};
+request_tail serialize_request_tail(const token_request& request);
+
+// Head and tail together: the complete HTTP/1.1 request.
 std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
                               bool keep_alive);
 
