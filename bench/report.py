@@ -21,14 +21,24 @@ def pick(rows, client, concurrency=None):
 
 
 def table(rows):
-    lines = ["| client | concurrency | tokens/s | CPU us/token | p50 ms | p99 ms | errors | allocs/token |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| client | concurrency | tokens/s | CPU us/token | CPU vs wrk | CPU vs libcurl | p50 ms | p99 ms | errors | allocs/token |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def fmt(value, spec):
+        return format(value, spec) if isinstance(value, (int, float)) else "-"
+
+    def ratio_to(row, other):
+        ref = pick(rows, other, row["concurrency"])
+        if ref is None or other == row["client"] or not ref["cpu_us_per_token"]:
+            return None
+        return row["cpu_us_per_token"] / ref["cpu_us_per_token"]
+
     for row in rows:
         lat = row.get("latency_ms", {})
-        fmt = lambda v, spec: format(v, spec) if isinstance(v, (int, float)) else "-"
         lines.append(f"| {row['client']} | {row['concurrency']} | {row['tokens_per_s']:.0f} | "
-                     f"{row['cpu_us_per_token']:.1f} | {fmt(lat.get('p50'), '.3f')} | {fmt(lat.get('p99'), '.3f')} | "
-                     f"{row['errors']} | {fmt(row.get('allocations_per_token'), '.1f')} |")
+                     f"{row['cpu_us_per_token']:.1f} | {fmt(ratio_to(row, 'wrk'), '.2f')} | "
+                     f"{fmt(ratio_to(row, 'libcurl'), '.2f')} | {fmt(lat.get('p50'), '.3f')} | "
+                     f"{fmt(lat.get('p99'), '.3f')} | {row['errors']} | {fmt(row.get('allocations_per_token'), '.1f')} |")
     return "\n".join(lines)
 
 
@@ -111,6 +121,8 @@ if __name__ == "__main__":
     with open(sys.argv[2], "w") as f:
         json.dump(rows, f, indent=1)
     chart(rows, sys.argv[3])
-    print(table(rows))
-    print()
-    print(targets(rows))
+    text = table(rows) + "\n\n" + targets(rows) + "\n"
+    print(text)
+    if len(sys.argv) > 4:  # the same as Markdown, for the README
+        with open(sys.argv[4], "w") as f:
+            f.write(text)

@@ -78,6 +78,10 @@ constexpr std::chrono::seconds shutdown_timeout{5};
 constexpr std::chrono::milliseconds default_drip_interval{50};
 // Streamed bodies go out a block at a time and are never held whole.
 constexpr std::size_t stream_block_size = 16 * 1024;
+// The socket of a stream holds little: once the client stops reading, the stream stalls soon,
+// rather than encrypting megabytes into kernel buffers that nobody will read (a CPU cost that
+// slows every other connection of the server's single thread).
+constexpr std::size_t stream_send_buffer_size = 4 * stream_block_size;
 constexpr std::size_t huge_body_size = 200 * 1024 * 1024;
 // About 64 KiB of header block, beyond the limits clients usually set.
 constexpr std::size_t filler_header_count = 64;
@@ -531,8 +535,14 @@ reframing reframing_of(std::string_view name, unsigned version, bool keep_alive)
 // Client connections currently open, which a test can wait on without polling.
 class connection_gauge {
 public:
-    void opened() { add(1); }
-    void closed() { add(static_cast<std::size_t>(-1)); } // unsigned wrap-around: minus one
+    void opened()
+    {
+        change([this] { ++value_; });
+    }
+    void closed()
+    {
+        change([this] { --value_; });
+    }
 
     std::size_t value() const noexcept { return value_; }
 
@@ -543,12 +553,12 @@ public:
     }
 
 private:
-    void add(std::size_t delta)
+    // Applies `how` under the lock, so that a waiter cannot miss the notification.
+    template <typename Change> void change(Change how)
     {
         {
-            // Changed under the lock, so that a waiter cannot miss the notification.
             const std::lock_guard lock(mutex_);
-            value_ += delta;
+            how();
         }
         changed_.notify_all();
     }
@@ -705,9 +715,18 @@ std::string streamed_head(std::optional<std::size_t> length)
     return format_head(response);
 }
 
+// Called before streaming; see stream_send_buffer_size.
+void keep_send_buffer_small(connection& c)
+{
+    beast::error_code ignored; // only a lost optimisation, and only if the client is gone already
+    beast::get_lowest_layer(c.stream).socket().set_option(asio::socket_base::send_buffer_size(stream_send_buffer_size),
+                                                          ignored);
+}
+
 // huge-body: a 200 MB body, sent block by block.
 asio::awaitable<bool> send_huge_body(connection& c)
 {
+    keep_send_buffer_small(c);
     if (!co_await write(c, streamed_head(huge_body_size)))
         co_return false;
     const std::string_view block = filler_block();
@@ -723,6 +742,7 @@ asio::awaitable<bool> send_huge_body(connection& c)
 // endless-chunked: chunks until the client leaves.
 asio::awaitable<bool> send_endless_chunks(connection& c)
 {
+    keep_send_buffer_small(c);
     if (!co_await write(c, streamed_head(std::nullopt)))
         co_return false;
     const std::string chunk = chunk_of(filler_block());
@@ -879,11 +899,10 @@ struct test_server::impl {
     const temporary_pem_file ca_file;
     const std::string jwt_secret = random_secret();
     ssl::context tls{ssl::context::tls_server};
-    // Declared before the io_context, like the TLS context: destroying the io_context destroys
-    // the pending coroutines, and with them the connections that count themselves here.
     traffic tally;
-    // Declared after the TLS context: destroying the io_context destroys the pending
-    // coroutines, and with them the streams that use the context.
+    // Declared after the TLS context and the tally: destroying the io_context destroys the
+    // pending coroutines, and with them the streams that use the context and the connections
+    // that count themselves in the tally.
     asio::io_context io;
     tcp::acceptor acceptor{io};
     unsigned short port = 0;
