@@ -15,6 +15,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/intrusive/list.hpp>
 
 #include <openssl/ssl.h>
 
@@ -23,7 +24,6 @@
 #include <deque>
 #include <list>
 #include <optional>
-#include <unordered_set>
 
 namespace cartesia::detail {
 namespace {
@@ -34,6 +34,16 @@ struct ssl_session_deleter {
 using ssl_session_ptr = std::unique_ptr<SSL_SESSION, ssl_session_deleter>;
 
 class pooled_operation;
+
+// What the pool knows of a request it may have to cancel (on close()). Intrusive:
+// tracking a request costs no allocation.
+class tracked_operation : public boost::intrusive::list_base_hook<> {
+public:
+    virtual void cancel_for_close() = 0;
+
+protected:
+    ~tracked_operation() = default;
+};
 
 struct pooled_connection {
     pooled_connection(const strand_type& strand, asio::ssl::context& tls) : link(strand, tls), idle_timer(strand) {}
@@ -72,8 +82,8 @@ public:
 
     // --- on the strand ---------------------------------------------------------
 
-    void track(pooled_operation* op) { active_.insert(op); }
-    void untrack(pooled_operation* op) { active_.erase(op); }
+    void track(tracked_operation& op) { active_.push_back(op); }
+    void untrack(tracked_operation& op) { active_.erase(active_.iterator_to(op)); }
 
     // An idle connection, most recently used first (its TLS state is warmest).
     std::optional<connection_iterator> take_idle()
@@ -155,7 +165,7 @@ private:
     std::list<pooled_connection> connections_;
     std::vector<connection_iterator> idle_;
     std::deque<pooled_operation*> waiters_;
-    std::unordered_set<pooled_operation*> active_;
+    boost::intrusive::list<tracked_operation> active_;
     tcp::resolver::results_type endpoints_;
     ssl_session_ptr session_;
     std::size_t connections_opened_ = 0;
@@ -164,7 +174,7 @@ private:
 
 namespace {
 
-class pooled_operation final : public token_operation {
+class pooled_operation final : public token_operation, public tracked_operation {
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, const token_request& request,
                      diagnostics* diag)
@@ -182,13 +192,15 @@ public:
         wakeup_->cancel();
     }
 
+    void cancel_for_close() override { cancel("the client was closed"); }
+
 private:
     asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
     {
         if (!tracked_) {
             // First time on the strand: from now on close() can reach this request.
             tracked_ = true;
-            pool_->track(this);
+            pool_->track(*this);
         }
         for (;;) {
             if (pool_->closed() || cancelled() || timed_out()) {
@@ -291,7 +303,7 @@ private:
     void on_finish() override
     {
         if (tracked_)
-            pool_->untrack(this);
+            pool_->untrack(*this);
     }
 
     std::shared_ptr<client_impl> pool_;
@@ -361,10 +373,10 @@ void client_impl::close()
     if (closed_)
         return;
     closed_ = true;
-    // Copies: cancelling may change both sets.
-    const std::vector<pooled_operation*> active(active_.begin(), active_.end());
-    for (auto* op : active)
-        static_cast<token_operation*>(op)->cancel("the client was closed");
+    // Cancelling only closes sockets and timers: requests leave the list later,
+    // when their coroutines finish, so iterating it here is safe.
+    for (auto& op : active_)
+        op.cancel_for_close();
     for (auto it : idle_) {
         it->idle = false;
         it->idle_timer.cancel();

@@ -128,8 +128,10 @@ asio::awaitable<error_code> connection::exchange(std::string_view request_head, 
         else if (it->value() == "false")
             facts.should_retry_header = false;
     }
-    facts.retry_after =
-        parse_retry_after(head["retry-after-ms"], head[http::field::retry_after], std::chrono::system_clock::now());
+    const auto retry_after_ms = head["retry-after-ms"];
+    const auto retry_after = head[http::field::retry_after];
+    if (!retry_after_ms.empty() || !retry_after.empty()) // rare: spare the clock read
+        facts.retry_after = parse_retry_after(retry_after_ms, retry_after, std::chrono::system_clock::now());
     if (!parser->is_done()) {
         if (auto [ec, n] = co_await http::async_read(stream_, buffer_, *parser, nothrow_awaitable); ec)
             co_return read_failure(ec, config, facts, "body", diag);
