@@ -36,8 +36,11 @@ using ssl_session_ptr = std::unique_ptr<SSL_SESSION, ssl_session_deleter>;
 class pooled_operation;
 
 // What the pool knows of a request it may have to cancel (on close()). Intrusive:
-// tracking a request costs no allocation.
-class tracked_operation : public boost::intrusive::list_base_hook<> {
+// tracking a request costs no allocation. auto_unlink: a request destroyed without
+// finishing (its io_context destroyed first) leaves the list by itself.
+using tracked_hook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class tracked_operation : public tracked_hook {
 public:
     virtual void cancel_for_close() = 0;
 
@@ -165,7 +168,7 @@ private:
     std::list<pooled_connection> connections_;
     std::vector<connection_iterator> idle_;
     std::deque<pooled_operation*> waiters_;
-    boost::intrusive::list<tracked_operation> active_;
+    boost::intrusive::list<tracked_operation, boost::intrusive::constant_time_size<false>> active_;
     tcp::resolver::results_type endpoints_;
     ssl_session_ptr session_;
     std::size_t connections_opened_ = 0;

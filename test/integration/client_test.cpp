@@ -294,6 +294,27 @@ BOOST_FIXTURE_TEST_CASE(coroutines_and_many_threads, server_fixture)
     BOOST_TEST(server.connections_accepted() <= 4u);
 }
 
+BOOST_FIXTURE_TEST_CASE(deadlines_cover_the_wait_for_a_connection_and_expire_together, server_fixture)
+{
+    // Two requests hang on the two connections, two wait for one: all four share
+    // the pool's deadline timer and end with timeout, waiters included.
+    auto hanging = config_with_fault("hang");
+    hanging.max_connections = 2;
+    hanging.timeout = 300ms;
+    cartesia::client client(io.get_executor(), tls, hanging);
+    result_log log{4, [&] { client.close(); }};
+    const auto start = cartesia::test::clock_type::now();
+    for (int i = 0; i < 4; ++i)
+        client.async_generate_token({}, log.recorder(i));
+    io.run();
+    BOOST_TEST_REQUIRE(log.codes.size() == 4u);
+    for (const auto& ec : log.codes)
+        BOOST_TEST(ec == error::timeout);
+    BOOST_TEST(cartesia::test::milliseconds_since(start) >= 280);
+    BOOST_TEST(cartesia::test::milliseconds_since(start) < 3000);
+    BOOST_TEST(server.requests_received() == 2u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(pooled_client_tls)
