@@ -79,7 +79,6 @@ public:
     const client_config& config() const noexcept { return config_; }
     const endpoint& where() const noexcept { return where_; }
     const std::string& request_head() const noexcept { return request_head_; }
-    asio::ssl::context& tls() noexcept { return tls_; }
     bool closed() const noexcept { return closed_; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
 
