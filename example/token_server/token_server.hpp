@@ -1,0 +1,89 @@
+// The token server's HTTP side: connections, routing and the endpoints.
+#ifndef TOKEN_SERVER_TOKEN_SERVER_HPP
+#define TOKEN_SERVER_TOKEN_SERVER_HPP
+
+#include "rate_limiter.hpp"
+#include "token_policy.hpp"
+
+#include <cartesia/cartesia.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace token_server {
+
+using http_request = boost::beast::http::request<boost::beast::http::string_body>;
+using http_response = boost::beast::http::response<boost::beast::http::string_body>;
+
+struct server_config {
+    boost::asio::ip::tcp::endpoint endpoint;
+    /// Where index.html, app.js and style.css are.
+    std::filesystem::path web_root;
+    /// What callers present as `Authorization: Bearer <secret>`: a stand-in for real authentication.
+    std::string session_secret;
+    token_policy policy;
+    rate_limiter::settings rate_limit;
+    /// Origins whose pages may call POST /api/token from another origin (CORS).
+    std::vector<std::string> allowed_origins;
+};
+
+/// An HTTP/1.1 server that mints tokens through `upstream` for its callers, and
+/// serves the page that asks for them. Single-threaded: run its executor on one thread.
+class server {
+public:
+    /// Listens at once (or throws), so that the port is known before run().
+    server(boost::asio::any_io_executor executor, cartesia::client& upstream, server_config config);
+
+    boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+
+    /// Accepts connections and serves them, until shutdown().
+    boost::asio::awaitable<void> run();
+
+    /// Stops accepting, closes idle connections and lets requests in progress finish;
+    /// after `grace`, closes the connections still open.
+    boost::asio::awaitable<void> shutdown(std::chrono::steady_clock::duration grace);
+
+private:
+    struct connection;
+    struct exchange;
+
+    boost::asio::awaitable<void> wait_for_free_slot();
+    boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
+    boost::asio::awaitable<void> serve_requests(connection& conn);
+    boost::asio::awaitable<bool> next_request_arrives(connection& conn);
+    boost::asio::awaitable<boost::system::error_code> send(connection& conn, http_response& answer, unsigned version,
+                                                           bool keep_alive);
+
+    boost::asio::awaitable<http_response> respond(exchange& ex);
+    boost::asio::awaitable<http_response> token_endpoint(exchange& ex);
+    boost::asio::awaitable<http_response> mint(exchange& ex);
+    boost::asio::awaitable<http_response> mint_upstream(exchange& ex, const token_order& order);
+    bool is_authorized(const http_request& req) const;
+    bool is_allowed_origin(std::string_view origin) const;
+    http_response static_file(const http_request& req, std::string_view path) const;
+
+    cartesia::client& upstream_;
+    server_config config_;
+    rate_limiter limiter_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::unordered_set<connection*> connections_;
+    // Timers used as events: cancelled when a connection ends, never left to expire
+    // (but for drained_, whose expiry is the end of the grace period).
+    boost::asio::steady_timer slot_freed_;
+    boost::asio::steady_timer drained_;
+    bool stopping_ = false;
+};
+
+} // namespace token_server
+
+#endif

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The token server example, end to end over HTTP with curl, in front of the local
+# Cartesia test server: endpoints, authentication, policy, rate limit, CORS, the
+# mapping of upstream failures, what never leaks, and graceful shutdown.
+#   usage: run.sh TEST_SERVER TOKEN_SERVER SOURCE_DIR
+set -euo pipefail
+test_server=$1 token_server=$2
+source "$3/scripts/lib/test-server.sh"
+source "$3/test/token_server/lib.sh"
+work=$(mktemp -d)
+trap 'stop_token_servers; stop_test_server; rm -rf "$work"' EXIT
+start_test_server "$test_server" "$work"
+
+api_key=sk_car_test_0123456789abcdef
+secret=session-secret-for-tests
+export CARTESIA_API_KEY=$api_key CARTESIA_CA_FILE=$TEST_SERVER_CA TOKEN_SERVER_SESSION_SECRET=$secret
+auth="Authorization: Bearer $secret"
+
+passed=0 failed=0
+pass() { echo "ok: $1"; passed=$((passed + 1)); }
+fail() { echo "FAILED: $1"; failed=$((failed + 1)); }
+
+# fetch CURL_ARGS...: one request; sets status, headers (lower-cased names, no CR) and body.
+fetch() {
+    status=$(curl -sS --max-time 10 -D "$work/headers" -o "$work/body" -w '%{http_code}' "$@") || status=000
+    headers=$(tr -d '\r' <"$work/headers" | sed 's/^[^:]*:/\L&/')
+    body=$(<"$work/body")
+}
+expect_status() { # NAME CODE
+    if [ "$status" = "$2" ]; then pass "$1"; else fail "$1: status $status, expected $2; body: $body"; fi
+}
+expect_match() { # NAME PATTERN TEXT
+    if grep -Eq -- "$2" <<<"$3"; then pass "$1"; else fail "$1: expected /$2/ in: $3"; fi
+}
+expect_no_match() { # NAME PATTERN TEXT
+    if grep -Eq -- "$2" <<<"$3"; then fail "$1: unexpected /$2/ in: $3"; else pass "$1"; fi
+}
+json_field() { # NAME JSON: the value of a string or number member, quotes removed
+    sed -nE "s/.*\"$1\":\"?([^\",}]*).*/\1/p" <<<"$2"
+}
+jwt_claims() { # TOKEN: the JWT's payload, base64url-decoded
+    local payload
+    payload=$(cut -d. -f2 <<<"$1" | tr '_-' '/+')
+    while [ $((${#payload} % 4)) -ne 0 ]; do payload+='='; done
+    base64 -d <<<"$payload"
+}
+jwt='^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$'
+
+# --- the endpoints, against a server that allows tts and stt for up to 600 s ---
+start_token_server "$token_server" "$work" main "$TEST_SERVER_URL" \
+    --grant tts --grant stt --expires-in 600 --burst 1000 --allow-origin http://app.example
+main=$TOKEN_SERVER_URL main_pid=$TOKEN_SERVER_PID
+
+fetch "$main/healthz"
+expect_status "healthz" 200
+expect_match "healthz body" '^\{"status":"ok"\}$' "$body"
+
+fetch "$main/"
+expect_status "the page" 200
+expect_match "the page is HTML" '^content-type: text/html' "$headers"
+expect_match "the page has its button" 'id="get-token"' "$body"
+fetch "$main/app.js"
+expect_match "its script" '^content-type: text/javascript' "$headers"
+fetch --path-as-is "$main/../CMakeLists.txt"
+expect_status "no path out of the web root" 404
+fetch "$main/missing.html"
+expect_status "a missing file" 404
+
+fetch -X POST -H "$auth" "$main/api/token"
+expect_status "a token" 200
+token=$(json_field token "$body")
+expect_match "the token is a JWT" "$jwt" "$token"
+expect_match "expires_in defaults to the policy's" '"expires_in":600' "$body"
+expect_match "tokens are not cached" '^cache-control: no-store' "$headers"
+claims=$(jwt_claims "$token")
+expect_match "the policy's grants by default" '"tts":true.*"stt":true|"stt":true.*"tts":true' "$claims"
+
+fetch -X POST -H "$auth" -H 'Content-Type: application/json' \
+    -d '{"grants":["tts"],"expires_in":60}' "$main/api/token"
+expect_status "a narrower token" 200
+expect_match "with the lifetime asked for" '"expires_in":60' "$body"
+claims=$(jwt_claims "$(json_field token "$body")")
+expect_match "upstream was asked for tts" '"tts":true' "$claims"
+expect_no_match "and not for stt" '"stt":true' "$claims"
+lifetime=$(($(json_field exp "$claims") - $(json_field iat "$claims")))
+expect_match "upstream was asked for 60 s" '^60$' "$lifetime"
+
+fetch -X POST "$main/api/token"
+expect_status "no secret" 401
+expect_match "no secret: WWW-Authenticate" '^www-authenticate: Bearer' "$headers"
+fetch -X POST -H 'Authorization: Bearer wrong' "$main/api/token"
+expect_status "a wrong secret" 401
+fetch -X POST -H "$auth" -d '{"grants":["agent"]}' "$main/api/token"
+expect_status "a grant outside the policy" 403
+fetch -X POST -H "$auth" -d '{"expires_in":900}' "$main/api/token"
+expect_status "a lifetime beyond the policy" 403
+for bad in 'not json' '{"grants":"tts"}' '{"grants":["voice"]}' '{"expires_in":0}' '{"expires_in":"60"}' '{"scope":1}'; do
+    fetch -X POST -H "$auth" -d "$bad" "$main/api/token"
+    expect_status "a malformed body: $bad" 400
+done
+fetch -X POST -H "$auth" -H 'Expect:' -d "$(printf '%5000s' '')" "$main/api/token"
+expect_status "a body over 4 KiB" 413
+fetch -H "X-Filler: $(printf '%9000s' '' | tr ' ' x)" "$main/healthz"
+expect_status "headers over 8 KiB" 431
+fetch "$main/api/token"
+expect_status "GET /api/token" 405
+
+# --- CORS ---
+preflight=(-X OPTIONS -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization')
+fetch "${preflight[@]}" -H 'Origin: http://app.example' "$main/api/token"
+expect_status "preflight from an allowed origin" 204
+expect_match "it names the origin" '^access-control-allow-origin: http://app.example$' "$headers"
+expect_match "it varies by origin" '^vary: Origin$' "$headers"
+expect_match "it allows POST" '^access-control-allow-methods: .*POST' "$headers"
+expect_match "it allows Authorization" '^access-control-allow-headers: .*Authorization' "$headers"
+fetch "${preflight[@]}" -H 'Origin: http://evil.example' "$main/api/token"
+expect_no_match "preflight from another origin: no CORS headers" '^access-control-' "$headers"
+fetch -X POST -H "$auth" -H 'Origin: http://app.example' "$main/api/token"
+expect_match "a POST from an allowed origin" '^access-control-allow-origin: http://app.example$' "$headers"
+expect_match "its page may read Retry-After" '^access-control-expose-headers: Retry-After$' "$headers"
+fetch -X POST -H "$auth" -H 'Origin: http://evil.example' "$main/api/token"
+expect_no_match "a POST from another origin: no CORS headers" '^access-control-' "$headers"
+
+# --- the rate limit: a burst of 3, then one request per 10 s ---
+start_token_server "$token_server" "$work" limited "$TEST_SERVER_URL" --rate 0.1 --burst 3
+for attempt in 1 2 3; do
+    fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
+    expect_status "within the burst ($attempt)" 200
+done
+fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
+expect_status "beyond the burst" 429
+retry_after=$(sed -n 's/^retry-after: //p' <<<"$headers")
+expect_match "Retry-After in whole seconds, at most 10" '^([1-9]|10)$' "$retry_after"
+expect_match "a JSON error" '^\{"error":"[^"]+"\}$' "$body"
+
+# --- upstream failures: a short fixed text per class, the request id, nothing else ---
+upstream_failure() { # NAME BASE_URL EXPECTED_STATUS [OPTIONS...]
+    local name=$1 base_url=$2 expected=$3
+    shift 3
+    start_token_server "$token_server" "$work" "$name" "$base_url" --upstream-max-retries 0 "$@"
+    fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
+    expect_status "upstream $name" "$expected"
+    expect_match "upstream $name: a JSON error" '^\{"error":"[a-zA-Z ]+"(,"request_id":"[0-9a-f-]+")?\}$' "$body"
+    expect_no_match "upstream $name: no key, no upstream text" "$api_key|sk_car|Fault injected|test server" "$body"
+}
+upstream_failure unauthorized "$TEST_SERVER_URL/fault/status-401" 502
+expect_match "the upstream request id is passed on" '"request_id":"[0-9a-f-]{36}"' "$body"
+upstream_failure unavailable "$TEST_SERVER_URL/fault/always-503" 503
+upstream_failure rate-limited "$TEST_SERVER_URL/fault/status-429" 503
+upstream_failure garbage "$TEST_SERVER_URL/fault/garbage" 502
+upstream_failure hang "$TEST_SERVER_URL/fault/hang" 504 --upstream-timeout-ms 300
+upstream_failure refused "https://127.0.0.1:1" 503
+CARTESIA_CA_FILE='' upstream_failure untrusted "$TEST_SERVER_URL" 502
+
+if CARTESIA_API_KEY='' "$token_server" --port 0 >/dev/null 2>"$work/no-key.log"; then status=0; else status=$?; fi
+expect_match "no API key: exit status 2" '^2$' "$status"
+expect_match "no API key: says so" 'CARTESIA_API_KEY' "$(<"$work/no-key.log")"
+
+# --- graceful shutdown: a request in progress is answered, an idle connection closed ---
+start_token_server "$token_server" "$work" draining "$TEST_SERVER_URL/fault/slow-500"
+port=${TOKEN_SERVER_URL##*:}
+read_response() { # FD: the status line and the body of one HTTP response
+    local fd=$1 line length=0
+    IFS= read -r -t 10 line <&"$fd" || return 1
+    echo "${line%$'\r'}"
+    while IFS= read -r -t 10 line <&"$fd" && [ -n "${line%$'\r'}" ]; do
+        case "${line,,}" in content-length:*) length=${line#*:} length=${length//[^0-9]/} ;; esac
+    done
+    if [ "$length" -gt 0 ]; then IFS= read -r -N "$length" -t 10 line <&"$fd" && echo "$line"; fi
+}
+exec {idle}<>"/dev/tcp/127.0.0.1/$port" {busy}<>"/dev/tcp/127.0.0.1/$port"
+for fd in "$idle" "$busy"; do # accepted and served once, so both are known to the server
+    printf 'GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n' >&"$fd"
+    read_response "$fd" >/dev/null
+done
+printf 'POST /api/token HTTP/1.1\r\nHost: t\r\n%s\r\nContent-Length: 0\r\n\r\n' "$auth" >&"$busy"
+kill -TERM "$TOKEN_SERVER_PID"
+expect_match "SIGTERM: the request in progress is answered" '^HTTP/1.1 200.*' "$(read_response "$busy" | tr '\n' ' ')"
+if IFS= read -r -t 3 line <&"$idle"; then result=data; else result=$?; fi
+expect_match "SIGTERM: the idle connection is closed" '^1$' "$result"
+if wait "$TOKEN_SERVER_PID"; then status=0; else status=$?; fi
+expect_match "SIGTERM: exit status 0" '^0$' "$status"
+
+if stop_token_server "$main_pid"; then status=0; else status=$?; fi
+expect_match "SIGTERM after serving: exit status 0" '^0$' "$status"
+
+# --- the logs: one line per request, no key, no secret, no token ---
+expect_match "one log line per request" '^127\.0\.0\.1 POST /api/token 200 [0-9.]+ ms$' "$(<"$work/main.log")"
+expect_match "upstream failures are logged" 'upstream: HTTP 401' "$(<"$work/unauthorized.log")"
+logs=$(cat "$work"/*.log)
+expect_no_match "the logs hold no key, secret or token" "$api_key|$secret|eyJ" "$logs"
+
+echo "token_server: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
