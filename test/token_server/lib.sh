@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the token server's ctest drivers (test/token_server/run.sh, test/browser/run.sh).
 #
 #   start_token_server EXECUTABLE WORK_DIR NAME BASE_URL [OPTIONS...]
@@ -41,7 +42,9 @@ stop_token_server() {
 stop_token_servers() {
     local pid
     for pid in "${token_server_pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+        if kill -TERM "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null || true
+        fi
     done
     token_server_pids=()
 }
