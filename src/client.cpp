@@ -205,14 +205,14 @@ private:
             pool_->track(*this);
         }
         for (;;) {
-            if (pool_->closed() || cancelled() || timed_out()) {
+            if (must_stop()) {
                 facts.ec = asio::error::operation_aborted;
                 co_return;
             }
             auto it = co_await acquire(facts);
             if (!it)
                 co_return; // facts.ec says why
-            if (cancelled() || timed_out() || pool_->closed()) {
+            if (must_stop()) {
                 pool_->release(*it); // unused: still good for others
                 facts.ec = asio::error::operation_aborted;
                 co_return;
@@ -242,6 +242,12 @@ private:
     asio::awaitable<std::optional<connection_iterator>> acquire(attempt_outcome& facts)
     {
         for (;;) {
+            // Also after a wake-up: a deadline or a cancellation may have come
+            // between the pool waking this request and the request resuming.
+            if (must_stop()) {
+                facts.ec = asio::error::operation_aborted;
+                co_return std::nullopt;
+            }
             if (auto idle = pool_->take_idle())
                 co_return idle;
             if (auto added = pool_->add_connection()) {
@@ -288,6 +294,15 @@ private:
         if (ec && ec.category() != asio::error::get_ssl_category())
             pool_->forget_endpoints(); // resolve afresh next time
         co_return ec;
+    }
+
+    // True when the attempt must end now. A closed pool also cancels the request,
+    // so that the retry loop stops instead of backing off and trying again.
+    bool must_stop()
+    {
+        if (pool_->closed())
+            cancel("the client was closed");
+        return cancelled() || timed_out();
     }
 
     void abort_attempt() override
@@ -448,6 +463,8 @@ client::executor_type client::get_executor() const noexcept
 
 void client::close()
 {
+    if (!impl_)
+        return; // moved from
     boost::asio::dispatch(impl_->strand(), [impl = impl_] { impl->close(); });
 }
 

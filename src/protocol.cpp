@@ -264,12 +264,13 @@ error_code status_to_error(unsigned status) noexcept
     }
 }
 
-error_code parse_token_body(std::string_view body, std::string_view content_type, token_response& out,
-                            diagnostics& diag)
+error_code parse_token_body(std::string_view body, std::string_view content_type, std::string_view api_key,
+                            token_response& out, diagnostics& diag)
 {
     auto fail = [&](std::string what) {
         if (!content_type.empty())
-            what += " (content-type " + std::string(content_type.substr(0, 64)) + ")";
+            // Server text in a client message: scrubbed of the key, then bounded.
+            what += " (content-type " + scrub(std::string(content_type), api_key).substr(0, 64) + ")";
         diagnostics_access::set_client_message(diag, std::move(what));
         return error_code(error::bad_response);
     };
@@ -316,19 +317,23 @@ void parse_error_body(std::string_view body, std::string_view request_id_header,
     }
     if (request_id.empty())
         request_id.assign(request_id_header);
-    for (std::string* field : {&title, &message, &code, &request_id})
+    // Scrub before truncating: a key cut in two by the limit would no longer match.
+    for (std::string* field : {&title, &message, &code, &request_id}) {
+        *field = scrub(std::move(*field), api_key);
         if (field->size() > max_kept)
             field->resize(max_kept);
-    diagnostics_access::set_server_fields(diag, scrub(std::move(title), api_key), scrub(std::move(message), api_key),
-                                          scrub(std::move(code), api_key), scrub(std::move(request_id), api_key));
+    }
+    diagnostics_access::set_server_fields(diag, std::move(title), std::move(message), std::move(code),
+                                          std::move(request_id));
 }
 
 error_code interpret_response(const response_view& response, std::string_view api_key, token_response& out,
                               diagnostics& diag)
 {
     diagnostics_access::set_http_status(diag, response.status);
-    if (response.status >= 200 && response.status < 300)
-        return parse_token_body(response.body, response.content_type, out, diag);
+    if (response.status >= 200 && response.status < 300) {
+        return parse_token_body(response.body, response.content_type, api_key, out, diag);
+    }
     parse_error_body(response.body, response.request_id_header, api_key, diag);
     return status_to_error(response.status);
 }

@@ -105,7 +105,10 @@ asio::awaitable<attempt_outcome> token_operation::run_attempt(token_response& re
     timed_out_ = false;
     deadline_.expires_after(config_.timeout);
     deadline_.async_wait([weak = weak_from_this()](error_code ec) {
-        if (auto self = weak.lock(); self && !ec && !self->completed_) {
+        // The expiry of an earlier attempt may arrive after the next one re-armed
+        // the timer (cancel() cannot recall a completion already queued): ignore it.
+        if (auto self = weak.lock();
+            self && !ec && !self->completed_ && self->deadline_.expiry() <= asio::steady_timer::clock_type::now()) {
             self->timed_out_ = true;
             self->abort_attempt();
         }

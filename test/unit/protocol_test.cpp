@@ -229,7 +229,8 @@ BOOST_AUTO_TEST_CASE(request_head_is_exact)
     BOOST_TEST(cd::serialize_request(config, where, request, true) == head + length + body);
     BOOST_TEST(cd::serialize_request(config, where, request, false) == head + "Connection: close\r\n" + length + body);
     // The two parts a pool writes with one gathered write.
-    BOOST_TEST(cd::serialize_request_head(config, where, true) + std::string(cd::serialize_request_tail(request).view()) ==
+    BOOST_TEST(cd::serialize_request_head(config, where, true) +
+                   std::string(cd::serialize_request_tail(request).view()) ==
                head + length + body);
 }
 
@@ -326,6 +327,12 @@ BOOST_AUTO_TEST_CASE(error_bodies_plain_text_null_code_header_id_and_scrubbing)
 
     auto echo = interpret(401, R"({"title":"Unauthorized","message":"key sk_car_0123456789abcdef is revoked"})");
     BOOST_TEST(echo.diag.server_message() == "key sk_car_... is revoked");
+
+    // A key straddling the 1024-byte bound is scrubbed before the text is cut.
+    auto straddling = interpret(401, std::string(1010, 'x') + "sk_car_0123456789abcdef", "text/plain");
+    BOOST_TEST(straddling.diag.server_message().find("0123") == std::string_view::npos);
+    auto html_with_key = interpret(200, "<html/>", "text/html; sk_car_0123456789abcdef");
+    BOOST_TEST(html_with_key.diag.client_message().find("0123456789abcdef") == std::string_view::npos);
 
     auto huge = interpret(500, std::string(10000, 'x'), "text/plain");
     BOOST_TEST(huge.diag.server_message().size() <= 1024u);

@@ -85,8 +85,8 @@ boost::system::error_code status_to_error(unsigned status) noexcept;
 
 // Parses a 200 body: a JSON object with a string `token`; other fields are
 // tolerated. On failure returns error::bad_response with a client message.
-boost::system::error_code parse_token_body(std::string_view body, std::string_view content_type, token_response& out,
-                                           diagnostics& diag);
+boost::system::error_code parse_token_body(std::string_view body, std::string_view content_type,
+                                           std::string_view api_key, token_response& out, diagnostics& diag);
 
 // Fills the server fields of diag from an error body: the 2026-03-01 JSON format,
 // or plain text (all of it becomes the message).
