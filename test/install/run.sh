@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build into a temporary prefix, builds the out-of-tree consumer with
-# find_package(cartesia_asio), and mints a token with it from the local test server.
+# find_package(cartesia_asio) and with pkg-config, and mints a token with each from
+# the local test server.
 # usage: run.sh BUILD_DIR SOURCE_DIR TEST_SERVER
 set -euo pipefail
 build=$1 source=$2 server=$3
@@ -17,13 +18,23 @@ cmake -S "$source/test/install/consumer" -B "$work/consumer" -DCMAKE_PREFIX_PATH
     -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >/dev/null
 cmake --build "$work/consumer" >/dev/null
 
+# The same consumer built with pkg-config instead of CMake.
+pc_dir=$(dirname "$(find "$work/prefix" -name cartesia_asio.pc)")
+# shellcheck disable=SC2046 # word splitting of the flags is wanted
+g++ "$source/test/install/consumer/main.cpp" -o "$work/consumer-pc" \
+    $(PKG_CONFIG_PATH=$pc_dir pkg-config --cflags --libs cartesia_asio)
+
 start_test_server "$server" "$work"
-out=$(CARTESIA_BASE_URL=$TEST_SERVER_URL CARTESIA_CA_FILE=$TEST_SERVER_CA \
-      CARTESIA_API_KEY=sk_car_test_0123456789abcdef "$work/consumer/consumer")
-if [[ "$out" =~ ^consumer:\ [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]]; then
-    echo "install: 1 passed, 0 failed"
-else
-    echo "install: unexpected output: $out"
-    echo "install: 0 passed, 1 failed"
-    exit 1
-fi
+passed=0 failed=0
+for consumer in "$work/consumer/consumer" "$work/consumer-pc"; do
+    out=$(CARTESIA_BASE_URL=$TEST_SERVER_URL CARTESIA_CA_FILE=$TEST_SERVER_CA \
+          CARTESIA_API_KEY=sk_car_test_0123456789abcdef "$consumer")
+    if [[ "$out" =~ ^consumer:\ [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]]; then
+        passed=$((passed + 1))
+    else
+        echo "install: $(basename "$consumer"): unexpected output: $out"
+        failed=$((failed + 1))
+    fi
+done
+echo "install: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
