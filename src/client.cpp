@@ -415,9 +415,8 @@ void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token
     if (const diagnostics* problem = impl->config_problem()) {
         checked = *problem;
         ec = error::invalid_argument;
-    } else if (request.expires_in && (request.expires_in->count() < 1 || request.expires_in->count() > 3600)) {
-        diagnostics_access::set_client_message(checked, "token_request::expires_in must be between 1 and 3600 seconds");
-        ec = error::invalid_argument;
+    } else {
+        ec = validate_request(request, checked);
     }
     if (ec) {
         asio::post(impl->executor(), asio::append(std::move(handler), ec, token_response{}));

@@ -141,9 +141,16 @@ error_code validate(const client_config& config, const token_request& request, e
         return invalid(diag, "client_config::idle_timeout must be positive");
     if (config.max_header_bytes == 0 || config.max_body_bytes == 0)
         return invalid(diag, "client_config::max_header_bytes and max_body_bytes must be positive");
+    if (auto ec = validate_request(request, diag))
+        return ec;
+    return parse_base_url(config.base_url, out, diag);
+}
+
+error_code validate_request(const token_request& request, diagnostics& diag)
+{
     if (request.expires_in && (request.expires_in->count() < 1 || request.expires_in->count() > 3600))
         return invalid(diag, "token_request::expires_in must be between 1 and 3600 seconds");
-    return parse_base_url(config.base_url, out, diag);
+    return {};
 }
 
 namespace {

@@ -17,6 +17,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 using cartesia::error;
 using cartesia::token_response;
+using cartesia::test::notify_when_requests_reach;
 using cartesia::test::server_fixture;
 using namespace std::chrono_literals;
 
@@ -42,20 +43,6 @@ struct result_log {
         };
     }
 };
-
-cartesia::test::server_options notify_when_requests_reach(std::size_t count, asio::io_context& io,
-                                                          std::function<void()> action)
-{
-    cartesia::test::server_options options;
-    auto seen = std::make_shared<std::atomic<std::size_t>>(0);
-    options.responder =
-        [=, &io](const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
-        if (++*seen == count)
-            asio::post(io, action);
-        return std::nullopt;
-    };
-    return options;
-}
 
 } // namespace
 

@@ -8,11 +8,15 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace cartesia::test {
@@ -40,6 +44,23 @@ struct server_fixture {
     client_config config;
     boost::asio::io_context io;
 };
+
+// Server options that run `action` on the client's io_context once the server
+// has received `count` requests, then let the request take its normal course
+// (e.g. a /fault/hang path): how a test acts while a request is in flight,
+// without sleeping.
+inline server_options notify_when_requests_reach(std::size_t count, boost::asio::io_context& client_io,
+                                                 std::function<void()> action)
+{
+    server_options options;
+    auto seen = std::make_shared<std::atomic<std::size_t>>(0);
+    options.responder = [=, &client_io](const recorded_request&) -> std::optional<canned_response> {
+        if (++*seen == count)
+            boost::asio::post(client_io, action);
+        return std::nullopt;
+    };
+    return options;
+}
 
 using clock_type = std::chrono::steady_clock;
 

@@ -238,26 +238,12 @@ BOOST_FIXTURE_TEST_CASE(a_silent_server_is_cut_off_at_the_deadline, server_fixtu
     BOOST_TEST(server.requests_received() == 1u);
 }
 
-namespace {
-// Emits on `signal` (on the client's io_context) once the server has the request.
-cartesia::test::server_options notify_on_request(asio::io_context& client_io, std::function<void()> action)
-{
-    cartesia::test::server_options options;
-    options.responder = [&client_io, action](
-                            const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
-        asio::post(client_io, action);
-        return std::nullopt; // fall through to the /fault/hang behaviour
-    };
-    return options;
-}
-} // namespace
-
 BOOST_AUTO_TEST_CASE(cancellation_by_slot_terminal_and_partial)
 {
     for (auto type : {asio::cancellation_type::terminal, asio::cancellation_type::partial}) {
         asio::io_context io;
         asio::cancellation_signal signal;
-        server_fixture f(notify_on_request(io, [&signal, type] { signal.emit(type); }));
+        server_fixture f(cartesia::test::notify_when_requests_reach(1, io, [&signal, type] { signal.emit(type); }));
         outcome out;
         const auto start = clock_type::now();
         cartesia::async_generate_token(
@@ -280,7 +266,8 @@ BOOST_AUTO_TEST_CASE(total_cancellation_is_ignored)
 {
     asio::io_context io;
     asio::cancellation_signal signal;
-    server_fixture f(notify_on_request(io, [&signal] { signal.emit(asio::cancellation_type::total); }));
+    server_fixture f(
+        cartesia::test::notify_when_requests_reach(1, io, [&signal] { signal.emit(asio::cancellation_type::total); }));
     auto slow = f.config_with_fault("slow-200");
     outcome out;
     cartesia::async_generate_token(io, f.tls, slow, {}, out.diag,

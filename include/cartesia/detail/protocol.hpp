@@ -47,6 +47,10 @@ struct endpoint {
 boost::system::error_code validate(const client_config& config, const token_request& request, endpoint& out,
                                    diagnostics& diag);
 
+// The request's own checks, also run by validate(); the pool checks its
+// configuration once and each request with this.
+boost::system::error_code validate_request(const token_request& request, diagnostics& diag);
+
 // The JSON body: only the fields that are set, in a stable order.
 std::string serialize_request_body(const token_request& request);
 
