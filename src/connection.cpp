@@ -5,25 +5,18 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <chrono>
-#include <cstdint>
-#include <memory_resource>
 #include <optional>
-#include <tuple>
+#include <string>
 
 namespace cartesia::detail {
 namespace {
 
 namespace http = boost::beast::http;
 namespace ssl = asio::ssl;
-
-using arena_body = http::basic_string_body<char, std::char_traits<char>, std::pmr::polymorphic_allocator<char>>;
 
 error_code fail(diagnostics& diag, error_code ec, std::string message)
 {
@@ -66,9 +59,12 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
     error_code ignored;
     stream_.next_layer().set_option(tcp::no_delay(true), ignored);
 
-    // Verification is on whatever the context says: the peer, and its name.
-    stream_.set_verify_mode(ssl::verify_peer);
+    // Verification is on whatever the context says: the peer, and its name. Our
+    // callback, which keeps OpenSSL's verdict, replaces any the context carries
+    // (Asio copies it to every stream) and could accept what OpenSSL rejected.
+    // (SSL_set_verify ignores a null callback, hence a function.)
     SSL* handle = stream_.native_handle();
+    SSL_set_verify(handle, SSL_VERIFY_PEER, [](int preverified, X509_STORE_CTX*) { return preverified; });
     bool configured = false;
     if (where.host_is_ip) {
         configured = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), where.host.c_str()) == 1;
@@ -89,7 +85,7 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
                                X509_verify_cert_error_string(verify_result));
         co_return fail(diag, ec, "TLS handshake with " + where.host_header + " failed");
     }
-    keep_alive_ = true;
+    response_.keep_alive = true;
     co_return error_code{};
 }
 
@@ -97,64 +93,25 @@ asio::awaitable<error_code> connection::exchange(std::string_view request_head, 
                                                  const client_config& config, attempt_outcome& facts,
                                                  token_response& response, diagnostics& diag)
 {
-    keep_alive_ = false; // until a complete response says otherwise
-    response_complete_ = false;
+    response_.keep_alive = false; // until a complete response says otherwise
+    response_.complete = false;
     request_buffer_.assign(request_head);
     request_buffer_.append(request_tail);
     if (auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(request_buffer_), nothrow_awaitable); ec)
         co_return fail(diag, ec, "cannot send the request");
-
-    // The response's fields and body live in an arena on the connection, reset for
-    // each exchange: a token response costs the parser no heap allocation.
-    std::pmr::monotonic_buffer_resource arena(arena_.data(), arena_.size());
-    const std::pmr::polymorphic_allocator<char> allocator(&arena);
-    std::optional<http::response_parser<arena_body, std::pmr::polymorphic_allocator<char>>> parser;
-    do {
-        // A 1xx interim response is followed by the real one: parse afresh.
-        parser.emplace(std::piecewise_construct, std::make_tuple(allocator), std::make_tuple(allocator));
-        parser->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(config.max_header_bytes, UINT32_MAX)));
-        parser->body_limit(config.max_body_bytes);
-        auto [ec, n] = co_await http::async_read_header(stream_, buffer_, *parser, nothrow_awaitable);
-        facts.response_started = facts.response_started || parser->got_some() || buffer_.size() > 0;
-        if (ec)
-            co_return read_failure(ec, config, facts, "headers", diag);
-    } while (parser->get().result_int() / 100 == 1 && parser->get().result_int() != 101);
-
-    const auto& head = parser->get();
-    facts.status = head.result_int();
-    if (auto it = head.find("x-should-retry"); it != head.end()) {
-        if (it->value() == "true")
-            facts.should_retry_header = true;
-        else if (it->value() == "false")
-            facts.should_retry_header = false;
-    }
-    const auto retry_after_ms = head["retry-after-ms"];
-    const auto retry_after = head[http::field::retry_after];
-    if (!retry_after_ms.empty() || !retry_after.empty()) // rare: spare the clock read
-        facts.retry_after = parse_retry_after(retry_after_ms, retry_after, std::chrono::system_clock::now());
-    if (!parser->is_done()) {
-        if (auto [ec, n] = co_await http::async_read(stream_, buffer_, *parser, nothrow_awaitable); ec)
-            co_return read_failure(ec, config, facts, "body", diag);
-    }
-
-    const auto& message = parser->get();
-    keep_alive_ = message.keep_alive() && !parser->need_eof();
-    response_complete_ = true;
-    const response_view view{message.result_int(), message[http::field::content_type], message["x-request-id"],
-                             std::string_view(message.body())};
-    co_return interpret_response(view, config.api_key, response, diag);
+    co_return co_await read_response(stream_, response_, config, facts, response, diag);
 }
 
 asio::awaitable<void> connection::shutdown()
 {
-    keep_alive_ = false;
+    response_.keep_alive = false;
     // A peer that skips close_notify (stream_truncated) is common and harmless.
     co_await stream_.async_shutdown(nothrow_awaitable);
 }
 
 void connection::close_quietly() noexcept
 {
-    if (!aborted_ && response_complete_)
+    if (!aborted_ && response_.complete)
         SSL_set_shutdown(stream_.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     abort();
 }
@@ -166,8 +123,8 @@ void connection::abort() noexcept
     stream_.next_layer().close(ignored);
 }
 
-error_code connection::read_failure(error_code ec, const client_config& config, const attempt_outcome& facts,
-                                    const char* part, diagnostics& diag)
+error_code read_failure(error_code ec, const client_config& config, const attempt_outcome& facts, const char* part,
+                        diagnostics& diag)
 {
     if (ec == http::error::body_limit)
         return fail(diag, error::response_too_large,

@@ -3,29 +3,23 @@
 #ifndef CARTESIA_SRC_CONNECTION_HPP
 #define CARTESIA_SRC_CONNECTION_HPP
 
+#include "read_response.hpp"
+
 #include <cartesia/detail/protocol.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
 
-#include <array>
-#include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cartesia::detail {
 
-namespace asio = boost::asio;
-using boost::system::error_code;
+// asio, error_code and nothrow_awaitable come from read_response.hpp.
 using tcp = asio::ip::tcp;
-
-// Awaited operations report errors as values: faults are ordinary outcomes here.
-constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
 // The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
 // wait), a name through `resolver`, which is created on first use so that an
@@ -48,7 +42,8 @@ public:
     // Writes one request (head and tail joined in a buffer the connection keeps, so
     // that it goes out in one TLS record) and reads its response under the configured limits,
     // skipping 1xx interim responses, then interprets it. `facts` says whether a
-    // response began, its status and its retry headers.
+    // response began, its status and its retry headers. The reading is
+    // read_response's (read_response.hpp), which the fuzzer runs too.
     asio::awaitable<error_code> exchange(std::string_view request_head, std::string_view request_tail,
                                          const client_config& config, attempt_outcome& facts, token_response& response,
                                          diagnostics& diag);
@@ -69,19 +64,13 @@ public:
     SSL* native_handle() noexcept { return stream_.native_handle(); }
 
     // Neither aborted nor closed by the server: another exchange may follow.
-    bool reusable() const noexcept { return !aborted_ && keep_alive_; }
+    bool reusable() const noexcept { return !aborted_ && response_.keep_alive; }
 
 private:
-    error_code read_failure(error_code ec, const client_config& config, const attempt_outcome& facts, const char* part,
-                            diagnostics& diag);
-
     asio::ssl::stream<tcp::socket> stream_;
-    std::string request_buffer_;        // reused: no allocation after the first request
-    boost::beast::flat_buffer buffer_;  // kept: bytes past one response belong to the next
-    std::array<std::byte, 4096> arena_; // holds the parsed response of the current exchange
+    std::string request_buffer_; // reused: no allocation after the first request
+    response_state response_;    // read buffer, parser arena, keep-alive, completeness
     bool aborted_ = false;
-    bool keep_alive_ = false;
-    bool response_complete_ = false; // the last exchange read a whole response
 };
 
 } // namespace cartesia::detail

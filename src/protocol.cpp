@@ -45,6 +45,20 @@ bool is_iso_date(std::string_view s) noexcept
     return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
+// Decimal digits (leading zeros allowed) for a value from 1 to 65535.
+bool is_port_number(std::string_view digits) noexcept
+{
+    unsigned long value = 0;
+    for (char c : digits) {
+        if (c < '0' || c > '9')
+            return false;
+        value = value * 10 + static_cast<unsigned long>(c - '0');
+        if (value > 65535)
+            return false;
+    }
+    return value != 0;
+}
+
 error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics& diag)
 {
     auto parsed = boost::urls::parse_absolute_uri(base_url);
@@ -59,6 +73,12 @@ error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics&
         return invalid(diag, "client_config::base_url must not carry a query");
     if (url.has_fragment())
         return invalid(diag, "client_config::base_url must not carry a fragment");
+    // Boost.URL 1.81 accepts some strings that RFC 3986 does not, by ending the
+    // authority early: "https://host:8x" as port 8 and path "x", "https://10.0.0.1.nip.io"
+    // as host 10.0.0.1 and path ".nip.io". After an authority a path starts with '/',
+    // so such a path shows the misreading (which would send the request elsewhere).
+    if (!url.encoded_path().empty() && url.encoded_path().front() != '/')
+        return invalid(diag, "client_config::base_url has an invalid host or port");
 
     switch (url.host_type()) {
     case boost::urls::host_type::name:
@@ -80,7 +100,8 @@ error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics&
     out.host_is_ip = url.host_type() != boost::urls::host_type::name;
 
     if (url.has_port()) {
-        if (url.port_number() == 0)
+        // Not port_number(): Boost.URL 1.81 wraps some ports above 65535 ("100443" gives 34907).
+        if (!is_port_number(url.port()))
             return invalid(diag, "client_config::base_url has an invalid port");
         out.port = url.port();
     } else {
@@ -103,8 +124,11 @@ std::string scrub(std::string text, std::string_view api_key)
 {
     if (api_key.size() < 8) // too short to be a real key; scrubbing would maul the text
         return text;
-    for (auto pos = text.find(api_key); pos != std::string::npos; pos = text.find(api_key, pos))
-        text.replace(pos, api_key.size(), "sk_car_...");
+    // The search resumes after the replacement: a key that is the replacement itself
+    // (the docs' placeholder "sk_car_...") would otherwise be found again forever.
+    constexpr std::string_view replacement = "sk_car_...";
+    for (auto pos = text.find(api_key); pos != std::string::npos; pos = text.find(api_key, pos + replacement.size()))
+        text.replace(pos, api_key.size(), replacement);
     return text;
 }
 
@@ -378,7 +402,7 @@ std::optional<double> parse_non_negative_number(std::string_view text)
 }
 
 // IMF-fixdate, the only HTTP date form servers may send: "Sun, 06 Nov 1994 08:49:37 GMT".
-std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text)
+std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text)
 {
     static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -463,8 +487,11 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retr
         return std::nullopt;
     if (auto seconds = parse_non_negative_number(retry_after); seconds && *seconds < 1e9)
         return milliseconds{static_cast<long long>(*seconds * 1000)};
+    // In milliseconds, not the clock's nanoseconds, which span only 1677 to 2262: a
+    // date may name any year from 0000 to 9999. Taking `now` down to the millisecond
+    // rounds the wait up, so that it never ends before the date.
     if (auto date = parse_http_date(retry_after))
-        return std::chrono::duration_cast<milliseconds>(*date - now);
+        return *date - std::chrono::floor<milliseconds>(now);
     return std::nullopt;
 }
 

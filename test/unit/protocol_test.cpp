@@ -81,28 +81,56 @@ BOOST_AUTO_TEST_CASE(base_url_prefix_port_and_ip_literals)
     }
 }
 
-BOOST_AUTO_TEST_CASE(bad_base_urls_are_invalid_arguments_naming_the_field)
+namespace {
+// Each URL is an invalid_argument whose message starts with `message_start`.
+void expect_invalid_base_urls(std::initializer_list<const char*> urls, std::string_view message_start)
 {
-    for (std::string url :
-         {"", "api.cartesia.ai", "http://api.cartesia.ai", "ftp://x", "https://", "https:///path",
-          "https://user:pw@api.cartesia.ai", "https://api.cartesia.ai?x=1", "https://api.cartesia.ai#frag",
-          "https://api.cartesia.ai:0", "https://bad host", "https://a_b.example", "https://[::1"}) {
+    for (const char* url : urls) {
         BOOST_TEST_CONTEXT(url)
         {
             auto config = valid_config();
             config.base_url = url;
             std::string message;
             BOOST_TEST(check(config, {}, &message) == error::invalid_argument);
-            BOOST_TEST(message.find("client_config::base_url") != std::string::npos);
+            BOOST_TEST(message.starts_with(message_start), message);
         }
     }
+}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(bad_base_urls_are_invalid_arguments_naming_the_field)
+{
+    expect_invalid_base_urls({"", "api.cartesia.ai", "http://api.cartesia.ai", "ftp://x", "https://", "https:///path",
+                              "https://user:pw@api.cartesia.ai", "https://api.cartesia.ai?x=1",
+                              "https://api.cartesia.ai#frag", "https://api.cartesia.ai:0", "https://bad host",
+                              "https://a_b.example", "https://[::1"},
+                             "client_config::base_url");
+}
+
+// Found by fuzz_base_url: Boost.URL 1.81 ends an authority early, reading
+// "https://host:8x" as port 8 and path "x" (the request line became
+// "POST x/access-token") and "https://10.0.0.1.nip.io" as host 10.0.0.1; and its
+// port_number() wraps some ports ("https://127.0.0.1:100443" connected to port 34907).
+BOOST_AUTO_TEST_CASE(misread_hosts_and_ports_are_invalid)
+{
+    expect_invalid_base_urls({"https://localhost:8s443", "https://h:8x", "https://[::1]:8s/",
+                              "https://127.0.0.1:1a/v1/", "https://10.0.0.1.nip.io", "https://1.7.0.0.1:100443",
+                              "https://1.2.3.4./", "https://127.0.0.1:100443", "https://h:65536", "https://h:0000",
+                              "https://h:"},
+                             "client_config::base_url has an invalid ");
+    auto config = valid_config();
+    config.base_url = "https://localhost:065535/v1";
+    cd::endpoint where;
+    BOOST_TEST(!check(config, {}, nullptr, &where));
+    BOOST_TEST(where.port == "065535");
+    BOOST_TEST(where.target == "/v1/access-token");
 }
 
 BOOST_AUTO_TEST_CASE(bad_keys_are_rejected_without_echoing_them)
 {
-    for (std::string key : {std::string(), std::string("sk_car_abc\r\nX-Injected: 1"), std::string("sk_car_a\nb"),
-                            std::string("sk_car_ tab"), std::string("sk_car_\x7f"), std::string("sk_car_\0x", 9),
-                            std::string(600, 'k')}) {
+    for (const std::string& key : {std::string(), std::string("sk_car_abc\r\nX-Injected: 1"),
+                                   std::string("sk_car_a\nb"), std::string("sk_car_ tab"), std::string("sk_car_\x7f"),
+                                   std::string("sk_car_\0x", 9), std::string(600, 'k')}) {
         auto config = valid_config();
         config.api_key = key;
         std::string message;
@@ -131,7 +159,7 @@ BOOST_AUTO_TEST_CASE(expires_in_must_be_1_to_3600)
 
 BOOST_AUTO_TEST_CASE(other_fields)
 {
-    auto expect_invalid = [](cartesia::client_config config, std::string field) {
+    auto expect_invalid = [](const cartesia::client_config& config, const std::string& field) {
         std::string message;
         BOOST_TEST(check(config, {}, &message) == error::invalid_argument);
         BOOST_TEST(message.find(field) != std::string::npos, message);
@@ -185,7 +213,7 @@ BOOST_AUTO_TEST_CASE(body_holds_only_the_fields_set_for_every_combination)
                             request.expires_in = std::chrono::seconds(*expires);
 
                         std::string grants;
-                        for (auto part : {member("tts", tts), member("stt", stt), member("agent", agent)})
+                        for (const auto& part : {member("tts", tts), member("stt", stt), member("agent", agent)})
                             if (!part.empty()) {
                                 if (!grants.empty())
                                     grants += ',';
@@ -199,7 +227,7 @@ BOOST_AUTO_TEST_CASE(body_holds_only_the_fields_set_for_every_combination)
                                 expected += ',';
                             expected += "\"expires_in\":60";
                         }
-                        expected = "{" + expected + "}";
+                        expected.insert(0, 1, '{').push_back('}');
                         BOOST_TEST(cd::serialize_request_body(request) == expected);
                         ++cases;
                     }
@@ -245,8 +273,8 @@ struct interpreted {
     cartesia::diagnostics diag;
 };
 
-interpreted interpret(unsigned status, std::string body, std::string content_type = "application/json",
-                      std::string request_id_header = "")
+interpreted interpret(unsigned status, std::string_view body, std::string_view content_type = "application/json",
+                      std::string_view request_id_header = "")
 {
     interpreted out;
     cd::response_view view{status, content_type, request_id_header, body};
@@ -341,6 +369,17 @@ BOOST_AUTO_TEST_CASE(error_bodies_plain_text_null_code_header_id_and_scrubbing)
     BOOST_TEST(line == "HTTP 403 Forbidden: no (request id r1)");
 }
 
+// Found by fuzz_error_body: a key equal to its replacement (the docs' placeholder
+// "sk_car_...") made scrubbing find it again forever in a body that echoed it.
+BOOST_AUTO_TEST_CASE(scrubbing_ends_when_the_key_is_the_placeholder)
+{
+    cartesia::diagnostics diag;
+    cd::parse_error_body("Invalid API key: sk_car_... (sk_car_...)", "", "sk_car_...", diag);
+    BOOST_TEST(diag.server_message() == "Invalid API key: sk_car_... (sk_car_...)");
+    cd::parse_error_body("sk_car_0123456789abcdefsk_car_0123456789abcdef", "", "sk_car_0123456789abcdef", diag);
+    BOOST_TEST(diag.server_message() == "sk_car_...sk_car_...");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(retries)
@@ -406,6 +445,28 @@ BOOST_AUTO_TEST_CASE(retry_after_headers)
     BOOST_TEST(!cd::parse_retry_after("", "-3", now));
     BOOST_TEST(!cd::parse_retry_after("", "Sat, 28 Foo 2026 12:00:07 GMT", now));
     BOOST_TEST(!cd::parse_retry_after("", "Sat, 31 Feb 2026 12:00:07 GMT", now));
+}
+
+// Found by fuzz_retry_after: a date outside 1677..2262 overflowed the clock's
+// nanoseconds (undefined behaviour, reported by UBSan; a wrapped value otherwise).
+BOOST_AUTO_TEST_CASE(retry_after_dates_of_any_year)
+{
+    using std::chrono::milliseconds;
+    using std::chrono::sys_days;
+    using std::chrono::year;
+    const auto now = sys_days{year{2026} / 11 / 28} + 12h;
+    const auto far = cd::parse_retry_after("", "Fri, 31 Dec 9999 23:59:59 GMT", now);
+    BOOST_TEST_REQUIRE(far.has_value());
+    BOOST_TEST(far->count() ==
+               std::chrono::duration_cast<milliseconds>(sys_days{year{9999} / 12 / 31} + 86399s - now).count());
+    const auto ancient = cd::parse_retry_after("", "Sat, 01 Jan 0000 00:00:00 GMT", now);
+    BOOST_TEST_REQUIRE(ancient.has_value());
+    BOOST_TEST(ancient->count() == std::chrono::duration_cast<milliseconds>(sys_days{year{0} / 1 / 1} - now).count());
+    // Out of [0, 60 s]: the backoff decides.
+    BOOST_TEST(cd::retry_delay(0, 0.0, far).count() == 500);
+    BOOST_TEST(cd::retry_delay(0, 0.0, ancient).count() == 500);
+    // The wait is rounded up to the millisecond: it never ends before the date.
+    BOOST_TEST(cd::parse_retry_after("", "Sat, 28 Nov 2026 12:00:07 GMT", now + 300us)->count() == 7000);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
