@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include <signal.h>
+#include <csignal>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -256,11 +256,11 @@ public:
         const double allocations = static_cast<double>(end_.allocations - start_.allocations) * per_token;
         const std::size_t connections = end_.connections - start_.connections;
         if (options_.json) {
-            out << "{\"mode\":\"" << options_.mode << "\",\"concurrency\":" << options_.concurrency
+            out << R"({"mode":")" << options_.mode << R"(","concurrency":)" << options_.concurrency
                 << ",\"connections\":" << (pooled_ ? options_.connections : options_.concurrency)
                 << ",\"tokens\":" << tokens_ << ",\"errors\":" << errors_ << ",\"seconds\":" << seconds
                 << ",\"tokens_per_s\":" << static_cast<double>(tokens_) / seconds << ",\"cpu_s\":" << cpu
-                << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << ",\"latency_ms\":{\"p50\":" << percentile(0.50)
+                << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << R"(,"latency_ms":{"p50":)" << percentile(0.50)
                 << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99)
                 << ",\"max\":" << (sorted.empty() ? 0.0 : sorted.back() / 1000.0)
                 << "},\"allocations_per_token\":" << allocations << ",\"connections_opened\":" << connections
@@ -292,7 +292,9 @@ private:
     void issue()
     {
         const auto started = clock_type::now();
-        auto done = [this, started](boost::system::error_code ec, cartesia::token_response) { complete(started, ec); };
+        auto done = [this, started](boost::system::error_code ec, const cartesia::token_response&) {
+            complete(started, ec);
+        };
         if (pooled_)
             pooled_->async_generate_token(request_, done);
         else

@@ -21,7 +21,7 @@ int main()
 
         cartesia::diagnostics diag; // must outlive the operation
         cartesia::async_generate_token(io, tls, config, cartesia::token_request{}, diag,
-                                       [&](boost::system::error_code ec, cartesia::token_response response) {
+                                       [&](boost::system::error_code ec, const cartesia::token_response& response) {
                                            if (ec) {
                                                std::cerr << "failed: " << cartesia::describe(ec, diag) << '\n';
                                                status = 1;
@@ -35,10 +35,11 @@ int main()
         asio::cancellation_signal cancel;
         cartesia::async_generate_token(
             io, tls, config, cartesia::token_request{},
-            asio::bind_cancellation_slot(cancel.slot(), [&](boost::system::error_code ec, cartesia::token_response) {
-                std::cout << "callback: second request "
-                          << (ec == asio::error::operation_aborted ? "cancelled" : "not cancelled") << '\n';
-            }));
+            asio::bind_cancellation_slot(
+                cancel.slot(), [&](boost::system::error_code ec, const cartesia::token_response&) {
+                    std::cout << "callback: second request "
+                              << (ec == asio::error::operation_aborted ? "cancelled" : "not cancelled") << '\n';
+                }));
         asio::post(io, [&] { cancel.emit(asio::cancellation_type::terminal); });
 
         io.run();

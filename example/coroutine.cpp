@@ -49,7 +49,7 @@ int main()
         asio::io_context io;
         auto tls = tls_from_environment();
         int status = 1;
-        asio::co_spawn(io, mint(tls, config_from_environment()), [&](std::exception_ptr e, int result) {
+        asio::co_spawn(io, mint(tls, config_from_environment()), [&](const std::exception_ptr& e, int result) {
             if (e)
                 std::rethrow_exception(e);
             status = result;

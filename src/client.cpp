@@ -178,9 +178,10 @@ namespace {
 
 class pooled_operation final : public token_operation, public tracked_operation {
 public:
-    pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, const token_request& request,
-                     diagnostics* diag)
-        : token_operation(std::move(handler), pool->executor(), pool->strand(), pool->config(), diag),
+    pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
+                     const token_request& request, diagnostics* diag)
+        : token_operation(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(),
+                          pool->config(), diag),
           pool_(std::move(pool)), request_tail_(serialize_request_tail(request))
     {
     }
@@ -405,8 +406,13 @@ void client_impl::close()
     // when given back.
 }
 
-void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler, token_request request,
-                                 diagnostics* diag)
+const asio::any_io_executor& client_executor(const client_impl& impl) noexcept
+{
+    return impl.executor();
+}
+
+void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler,
+                                 bool handler_has_own_executor, token_request request, diagnostics* diag)
 {
     diagnostics local_diag;
     diagnostics& checked = diag ? *diag : local_diag;
@@ -422,7 +428,7 @@ void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token
         asio::post(impl->executor(), asio::append(std::move(handler), ec, token_response{}));
         return;
     }
-    std::make_shared<pooled_operation>(impl, std::move(handler), request, diag)->start();
+    std::make_shared<pooled_operation>(impl, std::move(handler), handler_has_own_executor, request, diag)->start();
 }
 
 } // namespace cartesia::detail
@@ -439,13 +445,15 @@ client::client(executor_type executor, boost::asio::ssl::context& tls, client_co
 {
 }
 
-client::~client()
+// close() allocates the function it dispatches to the strand; should that
+// allocation fail in a destructor, terminating is the only honest outcome.
+client::~client() // NOLINT(bugprone-exception-escape): see above
 {
     if (impl_)
         close();
 }
 
-client& client::operator=(client&& other) noexcept
+client& client::operator=(client&& other) noexcept // NOLINT(bugprone-exception-escape): as ~client
 {
     if (this != &other) {
         if (impl_)

@@ -46,9 +46,10 @@ std::string describe(const boost::system::error_code& ec, const diagnostics& dia
     }
     if (diag.attempts() > 1)
         line += " after " + std::to_string(diag.attempts()) + " attempts";
-    // Server text may hold anything; one line means no line breaks.
+    // Server text may hold anything. One line for a log means no line breaks, and no
+    // other control character either (an ANSI escape could rewrite a terminal).
     for (char& c : line)
-        if (c == '\r' || c == '\n')
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
             c = ' ';
     return line;
 }

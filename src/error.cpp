@@ -5,7 +5,9 @@
 namespace cartesia {
 namespace {
 
-class category final : public boost::system::error_category {
+// One static instance, never deleted through a base pointer: error_category's
+// destructor is protected and non-virtual by design.
+class category final : public boost::system::error_category { // NOLINT(cppcoreguidelines-virtual-class-destructor)
 public:
     const char* name() const noexcept override { return "cartesia"; }
 

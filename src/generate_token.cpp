@@ -20,9 +20,11 @@ namespace {
 
 class oneshot_operation final : public token_operation {
 public:
-    oneshot_operation(token_handler handler, const asio::any_io_executor& executor, asio::ssl::context& tls,
-                      client_config config, const token_request& request, endpoint where, diagnostics* diag)
-        : token_operation(std::move(handler), executor, make_operation_strand(executor), own_config_, diag),
+    oneshot_operation(token_handler handler, bool handler_has_own_executor, const asio::any_io_executor& executor,
+                      asio::ssl::context& tls, client_config config, const token_request& request, endpoint where,
+                      diagnostics* diag)
+        : token_operation(std::move(handler), handler_has_own_executor, executor, make_operation_strand(executor),
+                          own_config_, diag),
           own_config_(std::move(config)), where_(std::move(where)),
           request_head_(serialize_request_head(own_config_, where_, /*keep_alive=*/false)),
           request_tail_(serialize_request_tail(request)), tls_(tls)
@@ -68,8 +70,8 @@ private:
 
 } // namespace
 
-void start_generate_token(token_handler handler, const asio::any_io_executor& executor, asio::ssl::context& tls,
-                          client_config config, token_request request, diagnostics* diag)
+void start_generate_token(token_handler handler, bool handler_has_own_executor, const asio::any_io_executor& executor,
+                          asio::ssl::context& tls, client_config config, token_request request, diagnostics* diag)
 {
     diagnostics local_diag;
     diagnostics& checked = diag ? *diag : local_diag;
@@ -80,8 +82,8 @@ void start_generate_token(token_handler handler, const asio::any_io_executor& ex
         asio::post(executor, asio::append(std::move(handler), ec, token_response{}));
         return;
     }
-    std::make_shared<oneshot_operation>(std::move(handler), executor, tls, std::move(config), request, std::move(where),
-                                        diag)
+    std::make_shared<oneshot_operation>(std::move(handler), handler_has_own_executor, executor, tls, std::move(config),
+                                        request, std::move(where), diag)
         ->start();
 }
 

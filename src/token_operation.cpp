@@ -30,6 +30,13 @@ strand_type make_operation_strand(const asio::any_io_executor& executor)
 // Installed in the handler's cancellation slot; hops onto the strand, so that the
 // slot may be emitted from wherever the handler's executor allows.
 struct token_operation::cancellation_bridge {
+    // A constructor, not an aggregate: slot::emplace constructs with parentheses,
+    // which clang 14 does not accept for aggregates.
+    cancellation_bridge(std::weak_ptr<token_operation> operation, strand_type on)
+        : op(std::move(operation)), strand(std::move(on))
+    {
+    }
+
     std::weak_ptr<token_operation> op;
     strand_type strand;
 
@@ -43,21 +50,28 @@ struct token_operation::cancellation_bridge {
     }
 };
 
-token_operation::token_operation(token_handler handler, const asio::any_io_executor& io_executor,
-                                 const strand_type& strand, const client_config& config, diagnostics* diag)
-    : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(io_executor),
-      handler_(std::move(handler)), deadline_(strand)
+token_operation::token_operation(token_handler handler, bool handler_has_own_executor,
+                                 asio::any_io_executor io_executor, const strand_type& strand,
+                                 const client_config& config, diagnostics* diag)
+    : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(std::move(io_executor)),
+      handler_(std::move(handler)), handler_has_own_executor_(handler_has_own_executor), deadline_(strand)
 {
 }
 
 void token_operation::start()
 {
+    // Asio's rule: an outstanding operation counts as work on its handler's
+    // executor, so that an io_context that only runs the handler (a handler bound
+    // to another context) does not run out of work and return before it.
+    if (handler_has_own_executor_)
+        handler_work_ = asio::prefer(asio::get_associated_executor(handler_, io_executor_),
+                                     asio::execution::outstanding_work.tracked);
     if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
         user_slot_ = slot;
         user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
     }
     asio::co_spawn(strand_, run(shared_from_this()),
-                   [self = shared_from_this()](std::exception_ptr failure, result outcome) {
+                   [self = shared_from_this()](const std::exception_ptr& failure, result outcome) {
                        self->finish(failure, std::move(outcome));
                    });
 }
@@ -127,7 +141,7 @@ asio::awaitable<attempt_outcome> token_operation::run_attempt(token_response& re
     co_return facts;
 }
 
-void token_operation::finish(std::exception_ptr failure, result outcome)
+void token_operation::finish(const std::exception_ptr& failure, result outcome)
 {
     completed_ = true;
     if (user_slot_.is_connected())
@@ -142,8 +156,14 @@ void token_operation::finish(std::exception_ptr failure, result outcome)
     if (outcome.ec)
         outcome.response = {};
     on_finish();
-    auto handler_executor = asio::get_associated_executor(handler_, io_executor_);
-    asio::dispatch(handler_executor, asio::append(std::move(handler_), outcome.ec, std::move(outcome.response)));
+    if (handler_has_own_executor_) {
+        asio::dispatch(handler_work_, asio::append(std::move(handler_), outcome.ec, std::move(outcome.response)));
+        handler_work_ = {}; // the handler is queued (or has run): it is the work now
+        return;
+    }
+    // We run in io_executor_'s context, so dispatch() on it would call the handler
+    // here and now; calling it directly spares the type-erased executor it builds.
+    std::move(handler_)(outcome.ec, std::move(outcome.response));
 }
 
 } // namespace cartesia::detail

@@ -33,8 +33,9 @@ strand_type make_operation_strand(const asio::any_io_executor& executor);
 // `timeout` or `operation_aborted`.
 class token_operation : public std::enable_shared_from_this<token_operation> {
 public:
-    token_operation(token_handler handler, const asio::any_io_executor& io_executor, const strand_type& strand,
-                    const client_config& config, diagnostics* diag);
+    // `handler_has_own_executor`: see has_own_executor() in generate_token.hpp.
+    token_operation(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
+                    const strand_type& strand, const client_config& config, diagnostics* diag);
     virtual ~token_operation() = default;
     token_operation(const token_operation&) = delete;
     token_operation& operator=(const token_operation&) = delete;
@@ -70,10 +71,15 @@ private:
 
     static asio::awaitable<result> run(std::shared_ptr<token_operation> self);
     asio::awaitable<attempt_outcome> run_attempt(token_response& response);
-    void finish(std::exception_ptr failure, result outcome);
+    void finish(const std::exception_ptr& failure, result outcome);
 
     asio::any_io_executor io_executor_;
     token_handler handler_;
+    // The handler's own executor, tracking work, when it has one: keeps that
+    // execution context busy until the handler is queued there. Empty otherwise:
+    // the operation's I/O keeps io_executor_'s context busy already.
+    asio::any_completion_executor handler_work_;
+    const bool handler_has_own_executor_;
     asio::cancellation_slot user_slot_;
     diagnostics own_diag_; // used when the caller passed none
     asio::steady_timer deadline_;

@@ -158,7 +158,7 @@ bool wants_help(int argc, char** argv)
     return false;
 }
 
-void rethrow_on_failure(std::exception_ptr failure)
+void rethrow_on_failure(const std::exception_ptr& failure)
 {
     if (failure)
         std::rethrow_exception(failure);

@@ -30,13 +30,13 @@ public:
     {
         if (buckets_.size() >= max_tracked_callers)
             forget_full_buckets(now);
-        auto& bucket = buckets_.try_emplace(caller, limits_.burst, now).first->second;
-        refill(bucket, now);
-        if (bucket.tokens >= 1) {
-            bucket.tokens -= 1;
+        auto& callers_bucket = buckets_.try_emplace(caller, limits_.burst, now).first->second;
+        refill(callers_bucket, now);
+        if (callers_bucket.tokens >= 1) {
+            callers_bucket.tokens -= 1;
             return clock::duration::zero();
         }
-        const std::chrono::duration<double> wait((1 - bucket.tokens) / limits_.rate_per_second);
+        const std::chrono::duration<double> wait((1 - callers_bucket.tokens) / limits_.rate_per_second);
         return std::chrono::ceil<clock::duration>(wait);
     }
 
@@ -51,16 +51,16 @@ private:
         clock::time_point updated;
     };
 
-    double tokens_at(const bucket& bucket, clock::time_point now) const
+    double tokens_at(const bucket& of, clock::time_point now) const
     {
-        const std::chrono::duration<double> elapsed = now - bucket.updated;
-        return std::min(limits_.burst, bucket.tokens + elapsed.count() * limits_.rate_per_second);
+        const std::chrono::duration<double> elapsed = now - of.updated;
+        return std::min(limits_.burst, of.tokens + elapsed.count() * limits_.rate_per_second);
     }
 
-    void refill(bucket& bucket, clock::time_point now) const
+    void refill(bucket& to_refill, clock::time_point now) const
     {
-        bucket.tokens = tokens_at(bucket, now);
-        bucket.updated = now;
+        to_refill.tokens = tokens_at(to_refill, now);
+        to_refill.updated = now;
     }
 
     void forget_full_buckets(clock::time_point now)

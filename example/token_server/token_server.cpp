@@ -43,8 +43,8 @@ namespace {
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // What one caller may cost us: a request's size, and how long it may keep a connection.
-constexpr std::size_t max_header_bytes = 8 * 1024;
-constexpr std::size_t max_body_bytes = 4 * 1024;
+constexpr std::size_t max_header_bytes = std::size_t{8} * 1024;
+constexpr std::size_t max_body_bytes = std::size_t{4} * 1024;
 constexpr auto idle_timeout = 30s;    // waiting for the next request on a keep-alive connection
 constexpr auto request_timeout = 10s; // reading the rest of a request once it began; writing a response
 constexpr std::size_t max_connections = 256;
@@ -286,7 +286,7 @@ struct server::exchange {
     std::string log_note;
 };
 
-server::server(asio::any_io_executor executor, cartesia::client& upstream, server_config config)
+server::server(const asio::any_io_executor& executor, cartesia::client& upstream, server_config config)
     : upstream_(upstream), config_(std::move(config)), limiter_(config_.rate_limit),
       acceptor_(listen_on(executor, config_.endpoint)), slot_freed_(executor), drained_(executor)
 {

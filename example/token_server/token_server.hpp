@@ -42,7 +42,7 @@ struct server_config {
 class server {
 public:
     /// Listens at once (or throws), so that the port is known before run().
-    server(boost::asio::any_io_executor executor, cartesia::client& upstream, server_config config);
+    server(const boost::asio::any_io_executor& executor, cartesia::client& upstream, server_config config);
 
     boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
 

@@ -11,9 +11,10 @@ namespace cartesia {
 namespace detail {
 class client_impl;
 struct client_access;
+const boost::asio::any_io_executor& client_executor(const client_impl& impl) noexcept;
 void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler,
-                                 token_request request, diagnostics* diag);
-}  // namespace detail
+                                 bool handler_has_own_executor, token_request request, diagnostics* diag);
+} // namespace detail
 
 /// Mints tokens over a pool of keep-alive TLS connections: a backend minting a
 /// token per user session pays for a TLS handshake once per connection, not once
@@ -46,10 +47,10 @@ public:
 
     /// Closes the client (see close()); operations in flight complete with
     /// `operation_aborted` once the executor runs them.
-    ~client();
+    ~client(); // NOLINT(bugprone-exception-escape): only bad_alloc, see client.cpp
 
     client(client&&) noexcept = default;
-    client& operator=(client&& other) noexcept;
+    client& operator=(client&& other) noexcept; // NOLINT(bugprone-exception-escape): as ~client
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
@@ -69,16 +70,15 @@ public:
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
     auto async_generate_token(token_request request, CompletionToken&& token = CompletionToken())
     {
-        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token,
-                                                                             std::move(request), nullptr);
+        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token, request,
+                                                                             nullptr);
     }
 
     /// As above, filling `diag` on failure; `diag` must outlive the operation.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
     auto async_generate_token(token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
     {
-        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token,
-                                                                             std::move(request), &diag);
+        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token, request, &diag);
     }
 
     /// The executor the client was constructed with.
@@ -94,15 +94,17 @@ private:
 
     struct initiation {
         std::shared_ptr<detail::client_impl> impl;
-        void operator()(detail::token_handler handler, token_request request, diagnostics* diag) const
+        template <class Handler> void operator()(Handler&& handler, token_request request, diagnostics* diag) const
         {
-            detail::start_client_generate_token(impl, std::move(handler), std::move(request), diag);
+            const bool own_executor = detail::has_own_executor(handler, detail::client_executor(*impl));
+            detail::start_client_generate_token(impl, detail::token_handler(std::forward<Handler>(handler)),
+                                                own_executor, request, diag);
         }
     };
 
     std::shared_ptr<detail::client_impl> impl_;
 };
 
-}  // namespace cartesia
+} // namespace cartesia
 
 #endif

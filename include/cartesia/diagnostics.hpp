@@ -27,8 +27,8 @@ class diagnostics {
 public:
     diagnostics() = default;
 
-    /// The HTTP status of the last response received, or 0 when none was received
-    /// (validation, network, TLS failures).
+    /// The HTTP status of the last attempt's response, known once its headers were
+    /// read (even if its body then failed); 0 when no response headers arrived.
     unsigned http_status() const noexcept { return http_status_; }
 
     /// The `title` of the server's error body (e.g. "Unauthorized"), or empty.
@@ -49,7 +49,8 @@ public:
     /// argument, a malformed response, a TLS verification failure, a timeout).
     std::string_view client_message() const noexcept { return client_message_; }
 
-    /// How many HTTP attempts were made (0 when the operation failed before any I/O).
+    /// How many attempts were started: 0 when the input was invalid, 1 or more once
+    /// the operation began (even if it was cancelled before its first byte).
     unsigned attempts() const noexcept { return attempts_; }
 
     /// Resets to the state of a default-constructed object.

@@ -7,6 +7,7 @@
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/execution/executor.hpp>
@@ -27,19 +28,36 @@ namespace detail {
 
 using token_handler = boost::asio::any_completion_handler<token_signature>;
 
+// Whether the handler has an executor of its own, other than the one the operation
+// runs on. Only then must the operation keep that executor busy (Asio's
+// outstanding-work rule) and hand the result over to it; otherwise it calls the
+// handler as dispatch() on its own executor would. Decided here, where the
+// handler's type is known: asking a type-erased handler costs heap allocations.
+template <class Handler> bool has_own_executor(const Handler& handler, const boost::asio::any_io_executor& executor)
+{
+    using associated = boost::asio::associated_executor_t<Handler, boost::asio::any_io_executor>;
+    if constexpr (std::is_same_v<associated, boost::asio::any_io_executor>)
+        return boost::asio::get_associated_executor(handler, executor) != executor;
+    else
+        return true;
+}
+
 // Compiled once in src/generate_token.cpp: all the Beast, SSL and JSON code lives
 // behind this type-erased handler, so that including this header stays cheap.
-void start_generate_token(token_handler handler, const boost::asio::any_io_executor& executor,
-                          boost::asio::ssl::context& tls, client_config config, token_request request,
-                          diagnostics* diag);
+void start_generate_token(token_handler handler, bool handler_has_own_executor,
+                          const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls,
+                          client_config config, token_request request, diagnostics* diag);
 
 struct generate_token_initiation {
     // Arguments are taken by value so that a deferred operation owns copies of the
     // configuration and request, and may be launched after the caller's are gone.
-    void operator()(token_handler handler, const boost::asio::any_io_executor& executor, boost::asio::ssl::context* tls,
+    template <class Handler>
+    void operator()(Handler&& handler, const boost::asio::any_io_executor& executor, boost::asio::ssl::context* tls,
                     client_config config, token_request request, diagnostics* diag) const
     {
-        start_generate_token(std::move(handler), executor, *tls, std::move(config), std::move(request), diag);
+        const bool own_executor = has_own_executor(handler, executor);
+        start_generate_token(token_handler(std::forward<Handler>(handler)), own_executor, executor, *tls,
+                             std::move(config), request, diag);
     }
 };
 
@@ -51,11 +69,11 @@ concept execution_context = std::is_convertible_v<T&, boost::asio::execution_con
 
 template <class CompletionToken>
 auto async_generate_token(const boost::asio::any_io_executor& executor, boost::asio::ssl::context& tls,
-                          const client_config& config, token_request&& request, diagnostics* diag,
+                          const client_config& config, const token_request& request, diagnostics* diag,
                           CompletionToken&& token)
 {
     return boost::asio::async_initiate<CompletionToken, token_signature>(generate_token_initiation{}, token, executor,
-                                                                         &tls, config, std::move(request), diag);
+                                                                         &tls, config, request, diag);
 }
 
 } // namespace detail
@@ -111,8 +129,7 @@ template <detail::io_executor Executor,
 auto async_generate_token(const Executor& executor, boost::asio::ssl::context& tls, const client_config& config,
                           token_request request, CompletionToken&& token = CompletionToken())
 {
-    return detail::async_generate_token(executor, tls, config, std::move(request), nullptr,
-                                        std::forward<CompletionToken>(token));
+    return detail::async_generate_token(executor, tls, config, request, nullptr, std::forward<CompletionToken>(token));
 }
 
 /// As above, filling `diag` on failure.
@@ -121,8 +138,7 @@ template <detail::io_executor Executor,
 auto async_generate_token(const Executor& executor, boost::asio::ssl::context& tls, const client_config& config,
                           token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
 {
-    return detail::async_generate_token(executor, tls, config, std::move(request), &diag,
-                                        std::forward<CompletionToken>(token));
+    return detail::async_generate_token(executor, tls, config, request, &diag, std::forward<CompletionToken>(token));
 }
 
 /// As above, on `context.get_executor()`.
@@ -131,7 +147,7 @@ template <detail::execution_context ExecutionContext,
 auto async_generate_token(ExecutionContext& context, boost::asio::ssl::context& tls, const client_config& config,
                           token_request request, CompletionToken&& token = CompletionToken())
 {
-    return detail::async_generate_token(context.get_executor(), tls, config, std::move(request), nullptr,
+    return detail::async_generate_token(context.get_executor(), tls, config, request, nullptr,
                                         std::forward<CompletionToken>(token));
 }
 
@@ -141,7 +157,7 @@ template <detail::execution_context ExecutionContext,
 auto async_generate_token(ExecutionContext& context, boost::asio::ssl::context& tls, const client_config& config,
                           token_request request, diagnostics& diag, CompletionToken&& token = CompletionToken())
 {
-    return detail::async_generate_token(context.get_executor(), tls, config, std::move(request), &diag,
+    return detail::async_generate_token(context.get_executor(), tls, config, request, &diag,
                                         std::forward<CompletionToken>(token));
 }
 

@@ -56,10 +56,10 @@ struct client_config {
     /// "my-backend/1.4". Printable ASCII only.
     std::string user_agent_suffix;
     /// Largest response header block accepted; beyond it `error::response_too_large`.
-    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_header_bytes = std::size_t{16} * 1024;
     /// Largest response body accepted; beyond it `error::response_too_large`, found
     /// as soon as the limit is crossed, without reading the rest.
-    std::size_t max_body_bytes = 64 * 1024;
+    std::size_t max_body_bytes = std::size_t{64} * 1024;
     /// `cartesia::client` only: the most connections its pool keeps open at once.
     std::size_t max_connections = 16;
     /// `cartesia::client` only: an idle pooled connection is closed after this long.

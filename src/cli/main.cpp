@@ -61,12 +61,12 @@ struct options {
 };
 
 // Returns nullopt when the program should exit successfully (--help, --version).
-std::optional<options> parse_command_line(int argc, char **argv)
+std::optional<options> parse_command_line(int argc, char** argv)
 {
     options parsed;
-    if (const char *url = std::getenv("CARTESIA_BASE_URL"); url && *url)
+    if (const char* url = std::getenv("CARTESIA_BASE_URL"); url && *url)
         parsed.config.base_url = url;
-    auto grant = [&]() -> cartesia::token_grant & {
+    auto grant = [&]() -> cartesia::token_grant& {
         if (!parsed.request.grants)
             parsed.request.grants.emplace();
         return *parsed.request.grants;
@@ -108,21 +108,19 @@ std::optional<options> parse_command_line(int argc, char **argv)
             throw usage_error{"unknown option '" + std::string(arg) + "' (see --help)"};
         }
     }
-    const char *key = std::getenv("CARTESIA_API_KEY");
+    const char* key = std::getenv("CARTESIA_API_KEY");
     if (!key || !*key)
         throw usage_error{"CARTESIA_API_KEY is not set"};
     parsed.config.api_key = key;
     return parsed;
 }
 
-} // namespace
-
-int main(int argc, char **argv)
+int run(int argc, char** argv)
 {
     std::optional<options> opts;
     try {
         opts = parse_command_line(argc, argv);
-    } catch (const usage_error &e) {
+    } catch (const usage_error& e) {
         std::cerr << "cartesia-token: " << e.message << '\n';
         return exit_usage;
     }
@@ -132,7 +130,7 @@ int main(int argc, char **argv)
     std::optional<boost::asio::ssl::context> tls;
     try {
         tls.emplace(opts->ca_file ? cartesia::make_tls_context(*opts->ca_file) : cartesia::make_tls_context());
-    } catch (const boost::system::system_error &e) {
+    } catch (const boost::system::system_error& e) {
         std::cerr << "cartesia-token: cannot use --ca-file: " << e.code().message() << '\n';
         return exit_usage;
     }
@@ -141,7 +139,7 @@ int main(int argc, char **argv)
     cartesia::diagnostics diag;
     int status = exit_request_failed;
     cartesia::async_generate_token(io, *tls, opts->config, opts->request, diag,
-                                   [&](boost::system::error_code ec, cartesia::token_response response) {
+                                   [&](boost::system::error_code ec, const cartesia::token_response& response) {
                                        if (!ec) {
                                            std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
                                            status = exit_ok;
@@ -154,4 +152,18 @@ int main(int argc, char **argv)
     io.run();
     std::cout.flush();
     return status;
+}
+
+} // namespace
+
+int main(int argc, char** argv)
+{
+    // Only an allocation failure or a broken output stream can throw this far; say
+    // so in one line instead of terminating with a core dump.
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "cartesia-token: " << e.what() << '\n';
+        return exit_request_failed;
+    }
 }

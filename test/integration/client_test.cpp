@@ -3,6 +3,7 @@
 #include "fixture.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -34,7 +35,7 @@ struct result_log {
 
     auto recorder(int index)
     {
-        return [this, index](error_code ec, token_response response) {
+        return [this, index](error_code ec, const token_response& response) {
             codes.push_back(ec);
             order.push_back(index);
             tokens += !ec && !response.token.empty();
@@ -48,6 +49,24 @@ struct result_log {
 
 BOOST_AUTO_TEST_SUITE(pooled_client)
 
+// As for the free function: a pending request is work on its handler's executor.
+BOOST_FIXTURE_TEST_CASE(a_handler_bound_to_another_io_context_keeps_it_running, server_fixture)
+{
+    cartesia::client client(io.get_executor(), tls, config);
+    asio::io_context handler_context;
+    bool called = false;
+    client.async_generate_token({}, asio::bind_executor(handler_context, [&](error_code ec, const token_response&) {
+                                    BOOST_TEST(!ec, ec.message());
+                                    called = true;
+                                    client.close(); // lets io.run() return: no idle connection left
+                                }));
+    std::thread io_thread([&] { io.run(); });
+    const std::size_t handlers_run = handler_context.run();
+    io_thread.join();
+    BOOST_TEST(called);
+    BOOST_TEST(handlers_run >= 1u);
+}
+
 BOOST_FIXTURE_TEST_CASE(sequential_tokens_reuse_one_connection, server_fixture)
 {
     cartesia::client client(io.get_executor(), tls, config);
@@ -60,8 +79,8 @@ BOOST_FIXTURE_TEST_CASE(sequential_tokens_reuse_one_connection, server_fixture)
             return;
         }
         const int index = launched++;
-        client.async_generate_token({}, [&, index](error_code ec, token_response response) {
-            log.recorder(index)(ec, std::move(response));
+        client.async_generate_token({}, [&, index](error_code ec, const token_response& response) {
+            log.recorder(index)(ec, response);
             next();
         });
     };
@@ -157,7 +176,7 @@ BOOST_AUTO_TEST_CASE(close_completes_every_pending_operation_exactly_once)
     // Operations started after close() fail the same way.
     io.restart();
     error_code late;
-    client->async_generate_token({}, [&](error_code ec, token_response) { late = ec; });
+    client->async_generate_token({}, [&](error_code ec, const token_response&) { late = ec; });
     io.run();
     BOOST_TEST(late == asio::error::operation_aborted);
     BOOST_TEST(f.server.wait_for_open_connections(0, 5s));
@@ -207,7 +226,7 @@ BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, se
     cartesia::client retry_client(io.get_executor(), tls, retrying);
     cartesia::diagnostics diag;
     error_code ec;
-    retry_client.async_generate_token({}, diag, [&](error_code e, token_response) {
+    retry_client.async_generate_token({}, diag, [&](error_code e, const token_response&) {
         ec = e;
         retry_client.close();
     });
@@ -219,7 +238,7 @@ BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, se
     auto hanging = config_with_fault("hang");
     hanging.timeout = 200ms;
     cartesia::client hang_client(io.get_executor(), tls, hanging);
-    hang_client.async_generate_token({}, diag, [&](error_code e, token_response) { ec = e; });
+    hang_client.async_generate_token({}, diag, [&](error_code e, const token_response&) { ec = e; });
     io.run();
     BOOST_TEST(ec == error::timeout);
 
@@ -229,7 +248,7 @@ BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, se
     bad.api_key = "sk_car_bad\nkey";
     cartesia::client bad_client(io.get_executor(), tls, bad);
     bool called = false;
-    bad_client.async_generate_token({}, diag, [&](error_code e, token_response) {
+    bad_client.async_generate_token({}, diag, [&](error_code e, const token_response&) {
         ec = e;
         called = true;
     });
@@ -240,7 +259,7 @@ BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, se
     cartesia::token_request too_long;
     too_long.expires_in = 3601s;
     io.restart();
-    retry_client.async_generate_token(too_long, diag, [&](error_code e, token_response) { ec = e; });
+    retry_client.async_generate_token(too_long, diag, [&](error_code e, const token_response&) { ec = e; });
     io.run();
     BOOST_TEST(ec == error::invalid_argument);
     BOOST_TEST(server.connections_accepted() == accepted);
@@ -267,11 +286,11 @@ BOOST_FIXTURE_TEST_CASE(coroutines_and_many_threads, server_fixture)
                     count(!response.token.empty());
                 }
             },
-            [](std::exception_ptr e) { BOOST_TEST(!e); });
+            [](const std::exception_ptr& e) { BOOST_TEST(!e); });
     // Requests also arrive from a thread that does not run the io_context.
     std::thread outsider([&] {
         for (int i = 0; i < from_outside; ++i)
-            client.async_generate_token({}, [&](error_code ec, token_response) { count(!ec); });
+            client.async_generate_token({}, [&](error_code ec, const token_response&) { count(!ec); });
     });
     std::thread runner([&] { io.run(); });
     outsider.join();
@@ -315,7 +334,7 @@ BOOST_FIXTURE_TEST_CASE(new_connections_resume_the_tls_session_of_earlier_ones, 
     std::function<void()> next = [&] {
         if (tokens == 5)
             return;
-        client.async_generate_token({}, [&](error_code ec, token_response) {
+        client.async_generate_token({}, [&](error_code ec, const token_response&) {
             tokens += !ec;
             if (!ec)
                 next();

@@ -156,7 +156,7 @@ BOOST_FIXTURE_TEST_CASE(invalid_input_fails_before_any_connection_and_never_inli
           std::pair{bad_version, cartesia::token_request{}}, std::pair{config, too_long}}) {
         bool called = false;
         cartesia::diagnostics diag;
-        cartesia::async_generate_token(io, tls, cfg, request, diag, [&](error_code ec, token_response) {
+        cartesia::async_generate_token(io, tls, cfg, request, diag, [&](error_code ec, const token_response&) {
             BOOST_TEST(ec == error::invalid_argument);
             called = true;
         });
@@ -177,12 +177,36 @@ BOOST_AUTO_TEST_CASE(an_untrusted_certificate_fails_verification)
     boost::asio::ssl::context system_only = cartesia::make_tls_context(); // does not trust the test CA
     outcome out;
     cartesia::async_generate_token(f.io, system_only, f.config, {}, out.diag,
-                                   [&](error_code ec, token_response) { out.ec = ec; });
+                                   [&](error_code ec, const token_response&) { out.ec = ec; });
     f.io.run();
     BOOST_TEST((out.ec.category() == asio::error::get_ssl_category()), out.ec.message());
     BOOST_TEST(out.diag.client_message().find("certificate verification failed") != std::string_view::npos,
                out.diag.client_message());
     BOOST_TEST(f.server.requests_received() == 0u);
+}
+
+// A verify callback on the caller's context that accepts everything (a common
+// debugging leftover) must not switch verification off: each connection drops it.
+BOOST_AUTO_TEST_CASE(a_permissive_verify_callback_on_the_context_is_ignored)
+{
+    server_fixture f;
+    boost::asio::ssl::context permissive = cartesia::make_tls_context(); // does not trust the test CA
+    permissive.set_verify_callback([](bool, boost::asio::ssl::verify_context&) { return true; });
+    outcome out;
+    cartesia::async_generate_token(f.io, permissive, f.config, {}, out.diag,
+                                   [&](error_code ec, const token_response&) { out.ec = ec; });
+    f.io.run();
+    BOOST_TEST((out.ec.category() == asio::error::get_ssl_category()), out.ec.message());
+    BOOST_TEST(f.server.requests_received() == 0u);
+
+    cartesia::test::server_options options;
+    options.certificate.subject_alt_names = {"DNS:wrong.example"};
+    server_fixture g(options);
+    g.tls.set_verify_callback([](bool, boost::asio::ssl::verify_context&) { return true; });
+    auto r = mint(g, g.config);
+    BOOST_TEST((r.ec.category() == asio::error::get_ssl_category()), r.ec.message());
+    BOOST_TEST(r.diag.client_message().find("hostname mismatch") != std::string_view::npos, r.diag.client_message());
+    BOOST_TEST(g.server.requests_received() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_wrong_host_name_fails_verification)
@@ -294,7 +318,7 @@ BOOST_FIXTURE_TEST_CASE(racing_a_timer_with_the_or_operator, server_fixture)
                           timer.async_wait(asio::use_awaitable));
             timer_won = winner.index() == 1;
         },
-        [](std::exception_ptr e) { BOOST_TEST(!e); });
+        [](const std::exception_ptr& e) { BOOST_TEST(!e); });
     io.run(); // returns only once the losing operation has closed its socket
     BOOST_TEST(timer_won);
     BOOST_TEST(milliseconds_since(start) < 5000);
@@ -346,7 +370,7 @@ BOOST_FIXTURE_TEST_CASE(many_operations_on_a_multithreaded_io_context, server_fi
     constexpr int count = 24;
     std::atomic<int> succeeded{0}, completed{0};
     for (int i = 0; i < count; ++i)
-        cartesia::async_generate_token(io, tls, config, {}, [&](error_code ec, token_response response) {
+        cartesia::async_generate_token(io, tls, config, {}, [&](error_code ec, const token_response& response) {
             if (!ec && !response.token.empty())
                 ++succeeded;
             ++completed;

@@ -90,10 +90,10 @@ BOOST_FIXTURE_TEST_CASE(a_thousand_operations_against_random_faults_each_complet
         if (next == total)
             return;
         auto& op = plan[next++];
-        auto config = op.kind->fault.empty() ? this->config : config_with_fault(op.kind->fault);
+        auto op_config = op.kind->fault.empty() ? config : config_with_fault(op.kind->fault);
         // Long enough for the size faults to cross the limit on a slow (sanitized)
         // build, short of what hang and drip-20 (6 s) need.
-        config.timeout = 1500ms;
+        op_config.timeout = 1500ms;
         cartesia::token_request request;
         if (op.kind->fault.empty())
             request.expires_in = 0s; // invalid: fails before any I/O
@@ -105,7 +105,8 @@ BOOST_FIXTURE_TEST_CASE(a_thousand_operations_against_random_faults_each_complet
             });
         }
         cartesia::async_generate_token(
-            io, tls, config, request, asio::bind_cancellation_slot(op.signal.slot(), [&](error_code ec, auto response) {
+            io, tls, op_config, request,
+            asio::bind_cancellation_slot(op.signal.slot(), [&](error_code ec, auto response) {
                 ++op.calls;
                 op.ec = ec;
                 op.got_token = !response.token.empty();

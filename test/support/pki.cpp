@@ -95,7 +95,7 @@ template <typename Write> std::string to_pem(Write write)
     check(bio != nullptr && write(bio.get()) == 1, "writing PEM");
     char* data = nullptr;
     const long size = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<std::size_t>(size));
+    return {data, static_cast<std::size_t>(size)};
 }
 
 } // namespace

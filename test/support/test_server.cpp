@@ -21,7 +21,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
-#include <stdlib.h> // mkdtemp
+#include <cstdlib> // mkdtemp
 
 #include <algorithm>
 #include <array>
@@ -59,8 +59,8 @@ using ending = canned_response::ending;
 // ordinary outcome rather than an exception.
 constexpr auto use_nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
-constexpr std::size_t header_limit = 16 * 1024;
-constexpr std::size_t body_limit = 1024 * 1024;
+constexpr std::size_t header_limit = std::size_t{16} * 1024;
+constexpr std::size_t body_limit = std::size_t{1024} * 1024;
 constexpr std::int64_t default_expires_in = 300;
 constexpr std::int64_t max_expires_in = 3600;
 constexpr std::array<std::string_view, 5> supported_versions{"2024-06-10", "2024-11-13", "2025-04-16", "2026-03-01",
@@ -71,18 +71,18 @@ constexpr std::string_view injected_message = "Fault injected by the test server
 // leaves. Data is kept for the next request, up to what one request may hold; a client that
 // sends more before reading the answer is flooding us and is hung up on.
 constexpr std::size_t read_ahead_limit = header_limit + body_limit;
-constexpr std::size_t read_ahead_step = 4 * 1024;
+constexpr std::size_t read_ahead_step = std::size_t{4} * 1024;
 // How long a graceful close waits for the client's close_notify.
 constexpr std::chrono::seconds shutdown_timeout{5};
 
 constexpr std::chrono::milliseconds default_drip_interval{50};
 // Streamed bodies go out a block at a time and are never held whole.
-constexpr std::size_t stream_block_size = 16 * 1024;
+constexpr std::size_t stream_block_size = std::size_t{16} * 1024;
 // The socket of a stream holds little: once the client stops reading, the stream stalls soon,
 // rather than encrypting megabytes into kernel buffers that nobody will read (a CPU cost that
 // slows every other connection of the server's single thread).
-constexpr std::size_t stream_send_buffer_size = 4 * stream_block_size;
-constexpr std::size_t huge_body_size = 200 * 1024 * 1024;
+constexpr std::size_t stream_send_buffer_size = std::size_t{4} * stream_block_size;
+constexpr std::size_t huge_body_size = std::size_t{200} * 1024 * 1024;
 // About 64 KiB of header block, beyond the limits clients usually set.
 constexpr std::size_t filler_header_count = 64;
 constexpr std::size_t filler_header_size = 1000;
@@ -576,7 +576,8 @@ struct traffic {
 
 // One client connection, counted as open from its construction until its socket is closed.
 struct connection {
-    connection(tcp::socket socket, ssl::context& tls, traffic& tally) : stream(std::move(socket), tls), tally(tally)
+    connection(tcp::socket socket, ssl::context& tls, traffic& counters)
+        : stream(std::move(socket), tls), tally(counters)
     {
         tally.open_connections.opened();
         // What we write goes out at once: Nagle's algorithm would clump a drip, and hold back
@@ -631,7 +632,7 @@ asio::awaitable<bool> drip(connection& c, std::string_view bytes, std::chrono::m
 // the client leaves or the server stops.
 asio::awaitable<void> hold_open(tls_stream& stream)
 {
-    std::array<char, 1024> discarded;
+    std::array<char, 1024> discarded{};
     for (;;) {
         const auto [error, size] = co_await stream.async_read_some(asio::buffer(discarded), use_nothrow_awaitable);
         if (error)
@@ -753,7 +754,7 @@ asio::awaitable<bool> send_endless_chunks(connection& c)
 }
 
 // Completion of a detached coroutine: a failure ends that coroutine only, and is worth a line in the log.
-void report_failure(std::exception_ptr failure)
+void report_failure(const std::exception_ptr& failure)
 {
     if (!failure)
         return;
@@ -833,9 +834,9 @@ const std::vector<fault_info>& fault_names()
         {"html", "200 with an HTML page, as a captive portal would"},
         {"token-null", "200 {\"token\":null}"},
         {"token-number", "200 {\"token\":42}"},
-        {"json-array", "200 [\"token\",\"x\"]"},
-        {"json-truncated", "200 {\"token\":\"abc (the message is complete, the JSON is not)"},
-        {"no-token", "200 {\"access_token\":\"abc\"}"},
+        {"json-array", R"(200 ["token","x"])"},
+        {"json-truncated", R"(200 {"token":"abc (the message is complete, the JSON is not))"},
+        {"no-token", R"(200 {"access_token":"abc"})"},
         {"escaped-token", "200 {\"token\":\"a\\/b\\u00e9\\\"c\\\\d\"}, whose token decodes to a/b\u00e9\"c\\d"},
         {"extra-fields", "the normal answer with unknown fields too: expires_at and a nested extra"},
         // The normal answer, framed or delivered unusually.

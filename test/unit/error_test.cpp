@@ -1,3 +1,4 @@
+#include <cartesia/detail/protocol.hpp>
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/error.hpp>
 #include <support/printing.hpp>
@@ -25,6 +26,19 @@ BOOST_AUTO_TEST_CASE(describe_success_and_plain_network_error)
     BOOST_TEST(cartesia::describe({}, diag) == "success");
     const std::string line = cartesia::describe(boost::asio::error::connection_refused, diag);
     BOOST_TEST(line == boost::system::error_code(boost::asio::error::connection_refused).message());
+}
+
+BOOST_AUTO_TEST_CASE(describe_is_one_line_without_control_characters)
+{
+    // Server text with line breaks, a tab, DEL and an ANSI escape that would clear a terminal.
+    cartesia::diagnostics diag;
+    cartesia::detail::diagnostics_access::set_http_status(diag, 401);
+    cartesia::detail::diagnostics_access::set_server_fields(diag, "Unauthorized", "bad\r\nkey\t\x1b[2J\x7f!", "",
+                                                            "req\n1");
+    const std::string line = cartesia::describe(cartesia::error::unauthorized, diag);
+    BOOST_TEST(line == "HTTP 401 Unauthorized: bad  key  [2J ! (request id req 1)");
+    for (const char c : line)
+        BOOST_TEST((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -14,6 +14,6 @@ struct client_access {
     static std::size_t connections_opened(const client& c);
 };
 
-}  // namespace cartesia::detail
+} // namespace cartesia::detail
 
 #endif
