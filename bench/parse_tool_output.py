@@ -35,11 +35,11 @@ def wrk(text, concurrency, duration):
             "latency_ms": latency}
 
 
-def s_time(text, concurrency, duration):
+def s_time(text, concurrency, duration, client="openssl-s_time-new"):
     match = re.search(r"(\d+) connections in ([\d.]+)s", text) or re.search(r"(\d+) connections in (\d+) real seconds", text)
     handshakes = int(match.group(1))
     cpu = cpu_seconds(text)
-    return {"client": "openssl-s_time-new", "concurrency": 1, "tokens": handshakes, "errors": 0, "seconds": duration,
+    return {"client": client, "concurrency": 1, "tokens": handshakes, "errors": 0, "seconds": duration,
             "tokens_per_s": handshakes / duration, "cpu_s": cpu, "cpu_us_per_token": cpu * 1e6 / max(handshakes, 1),
             "latency_ms": {}}
 
@@ -47,4 +47,5 @@ def s_time(text, concurrency, duration):
 if __name__ == "__main__":
     tool, concurrency, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     text = sys.stdin.read()
-    print(json.dumps({"wrk": wrk, "s_time": s_time}[tool](text, concurrency, duration)))
+    s_time_www = lambda t, c, d: s_time(t, c, d, "openssl-s_time-new-www")
+    print(json.dumps({"wrk": wrk, "s_time": s_time, "s_time_www": s_time_www}[tool](text, concurrency, duration)))

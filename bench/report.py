@@ -64,6 +64,10 @@ def targets(rows):
     line("pooled c=1 p50 latency vs wrk", ratio(p50(ours1), p50(wrk1)), 1.3)
     oneshot1, s_time = pick(rows, "cartesia-oneshot", 1), pick(rows, "openssl-s_time-new")
     line("one-shot c=1 CPU/token vs s_time -new per handshake", ratio(cpu(oneshot1), cpu(s_time)), 1.2)
+    s_time_www = pick(rows, "openssl-s_time-new-www")
+    if s_time_www:
+        out.append(f"- for reference, one-shot c=1 CPU/token vs s_time -new -www (handshake + one HTTP request): "
+                   f"{ratio(cpu(oneshot1), cpu(s_time_www)):.2f}")
     resumed, oneshot8 = pick(rows, "cartesia-pooled-resumed"), pick(rows, "cartesia-oneshot", 8)
     line("new connection: full handshake / resumed (c=8)", ratio(cpu(oneshot8), cpu(resumed)), 1.8, ">=")
     steady = pick(rows, "cartesia-pooled", 64)
