@@ -24,6 +24,21 @@ error_code fail(diagnostics& diag, error_code ec, std::string message)
     return ec;
 }
 
+// Replaces the verify callback that SSL_new copied from the caller's context: such
+// a callback could accept a certificate OpenSSL rejected (a debugging leftover that
+// returns true would switch verification off). The context's callback is still
+// asked, so that it may reject more (certificate pinning), never less.
+int verify_keeping_openssls_verdict(int preverified, X509_STORE_CTX* store)
+{
+    const auto* ssl = static_cast<const SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    if (ssl != nullptr) {
+        if (auto* context_callback = SSL_CTX_get_verify_callback(SSL_get_SSL_CTX(ssl));
+            context_callback != nullptr && context_callback(preverified, store) == 0)
+            return 0;
+    }
+    return preverified;
+}
+
 } // namespace
 
 asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::optional<tcp::resolver>& resolver,
@@ -59,12 +74,9 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
     error_code ignored;
     stream_.next_layer().set_option(tcp::no_delay(true), ignored);
 
-    // Verification is on whatever the context says: the peer, and its name. Our
-    // callback, which keeps OpenSSL's verdict, replaces any the context carries
-    // (Asio copies it to every stream) and could accept what OpenSSL rejected.
-    // (SSL_set_verify ignores a null callback, hence a function.)
+    // Verification is on, whatever the context says: the peer, and its name.
     SSL* handle = stream_.native_handle();
-    SSL_set_verify(handle, SSL_VERIFY_PEER, [](int preverified, X509_STORE_CTX*) { return preverified; });
+    SSL_set_verify(handle, SSL_VERIFY_PEER, &verify_keeping_openssls_verdict);
     bool configured = false;
     if (where.host_is_ip) {
         configured = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(handle), where.host.c_str()) == 1;

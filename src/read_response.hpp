@@ -6,6 +6,7 @@
 #define CARTESIA_SRC_READ_RESPONSE_HPP
 
 #include <cartesia/detail/protocol.hpp>
+#include <cartesia/error.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -71,8 +72,19 @@ asio::awaitable<error_code> read_response(AsyncReadStream& stream, response_stat
     std::pmr::monotonic_buffer_resource arena(state.arena.data(), state.arena.size());
     const std::pmr::polymorphic_allocator<char> allocator(&arena);
     std::optional<http::response_parser<arena_body, std::pmr::polymorphic_allocator<char>>> parser;
+    // A few 1xx interim responses may precede the real one; an endless stream of them
+    // is a broken server, not a reason to keep reading until the deadline.
+    constexpr int max_interim_responses = 8;
+    int interim_responses = 0;
     do {
-        // A 1xx interim response is followed by the real one: parse afresh.
+        if (parser) {
+            if (++interim_responses > max_interim_responses) {
+                diagnostics_access::set_client_message(diag, "more than 8 interim (1xx) responses");
+                co_return error::bad_response;
+            }
+            parser.reset();
+            arena.release(); // the interim response's fields are done with
+        }
         parser.emplace(std::piecewise_construct, std::make_tuple(allocator), std::make_tuple(allocator));
         parser->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(config.max_header_bytes, UINT32_MAX)));
         parser->body_limit(config.max_body_bytes);
@@ -106,7 +118,9 @@ asio::awaitable<error_code> read_response(AsyncReadStream& stream, response_stat
     }
 
     const auto& message = parser->get();
-    state.keep_alive = message.keep_alive() && !parser->need_eof();
+    // Bytes after a whole response, to a client that never pipelines, are the
+    // server's error: they would be read as the next request's response.
+    state.keep_alive = message.keep_alive() && !parser->need_eof() && state.buffer.size() == 0;
     state.complete = true;
     const response_view view{message.result_int(), message[http::field::content_type], message["x-request-id"],
                              std::string_view(message.body())};

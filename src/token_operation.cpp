@@ -161,9 +161,15 @@ void token_operation::finish(const std::exception_ptr& failure, result outcome)
         handler_work_ = {}; // the handler is queued (or has run): it is the work now
         return;
     }
-    // We run in io_executor_'s context, so dispatch() on it would call the handler
-    // here and now; calling it directly spares the type-erased executor it builds.
-    std::move(handler_)(outcome.ec, std::move(outcome.response));
+    if (io_executor_.target<asio::io_context::executor_type>() != nullptr) {
+        // We run inside that io_context, so dispatch() on it would call the handler
+        // here and now; calling it directly spares the type-erased executor it builds.
+        std::move(handler_)(outcome.ec, std::move(outcome.response));
+        return;
+    }
+    // Any other executor decides for itself (blocking.never posts, a custom one may
+    // track or trace what it runs).
+    asio::dispatch(io_executor_, asio::append(std::move(handler_), outcome.ec, std::move(outcome.response)));
 }
 
 } // namespace cartesia::detail

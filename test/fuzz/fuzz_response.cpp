@@ -77,6 +77,7 @@ void check_exchange(error_code ec, const cd::attempt_outcome& facts, const cd::r
             "an error that is not a status explains itself", what);
     require(ec != asio::error::eof || !facts.response_started, "eof means no response byte arrived");
     require(facts.status == 0 || facts.response_started, "a status implies that the response started");
+    require(diag.http_status() == 0 || facts.response_started, "a reported status implies that the response started");
     require(!state.keep_alive || state.complete, "only a complete response keeps the connection");
     cartesia::fuzz::require_key_absent(diag, api_key);
 

@@ -8,12 +8,15 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/require.hpp>
 #include <boost/asio/spawn.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <future>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -167,6 +170,34 @@ BOOST_FIXTURE_TEST_CASE(bind_executor_runs_the_handler_on_the_bound_strand, serv
                                    }));
     io.run();
     BOOST_TEST(called);
+}
+
+// A strand, a blocking.never executor and a thread_pool as the I/O executor, with
+// handlers that have no executor of their own: each completes once, on that executor.
+BOOST_FIXTURE_TEST_CASE(io_executors_other_than_an_io_contexts_own, server_fixture)
+{
+    int called = 0;
+    auto strand = asio::make_strand(io);
+    cartesia::async_generate_token(strand, tls, config, tts_for_a_minute(), [&](error_code ec, const token_response&) {
+        BOOST_TEST(!ec, ec.message());
+        BOOST_TEST(strand.running_in_this_thread());
+        ++called;
+    });
+    cartesia::async_generate_token(asio::require(io.get_executor(), asio::execution::blocking.never), tls, config,
+                                   tts_for_a_minute(), [&](error_code ec, const token_response&) {
+                                       BOOST_TEST(!ec, ec.message());
+                                       ++called;
+                                   });
+    io.run();
+    BOOST_TEST(called == 2);
+
+    asio::thread_pool pool(2);
+    std::promise<error_code> done;
+    cartesia::async_generate_token(pool.get_executor(), tls, config, tts_for_a_minute(),
+                                   [&](error_code ec, const token_response&) { done.set_value(ec); });
+    const error_code pooled = done.get_future().get();
+    BOOST_TEST(!pooled, pooled.message());
+    pool.join();
 }
 
 // The operation counts as work on the handler's executor: a context that has nothing

@@ -125,6 +125,67 @@ BOOST_FIXTURE_TEST_CASE(drip_feeding_is_cut_off_at_the_deadline_not_reset_by_pro
     BOOST_TEST(server.wait_for_open_connections(0, 5s));
 }
 
+namespace {
+
+constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view token_answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: 17\r\n\r\n{\"token\":\"a.b.c\"}";
+
+// A server that answers every request with `bytes`, keeping the connection open.
+cartesia::test::server_options answering(const std::string& bytes)
+{
+    cartesia::test::server_options options;
+    options.responder = [bytes](const cartesia::test::recorded_request&) {
+        cartesia::test::canned_response canned;
+        canned.raw = bytes;
+        return std::optional<cartesia::test::canned_response>(canned);
+    };
+    return options;
+}
+
+std::string repeated(std::string_view part, int times)
+{
+    std::string out;
+    for (int i = 0; i < times; ++i)
+        out += part;
+    return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_few_interim_responses_are_skipped_an_endless_stream_is_a_bad_response)
+{
+    server_fixture eight(answering(repeated(interim, 8) + std::string(token_answer)));
+    const auto fine = mint(eight, eight.config);
+    BOOST_TEST(!fine.ec, fine.ec.message());
+    BOOST_TEST(fine.response.token == "a.b.c");
+
+    server_fixture nine(answering(repeated(interim, 9) + std::string(token_answer)));
+    const auto broken = mint(nine, nine.config);
+    BOOST_TEST(broken.ec == error::bad_response);
+    BOOST_TEST(broken.diag.client_message().find("interim") != std::string_view::npos, broken.diag.client_message());
+}
+
+// Bytes after a whole response would be read as the next request's response: the
+// pool must not hand that connection out again.
+BOOST_AUTO_TEST_CASE(a_connection_with_bytes_after_the_response_is_not_reused)
+{
+    server_fixture f(answering(std::string(token_answer) + "HTTP/1.1 200 OK\r\n"));
+    cartesia::client client(f.io.get_executor(), f.tls, f.config);
+    int tokens = 0;
+    client.async_generate_token({}, [&](error_code first, const cartesia::token_response&) {
+        tokens += !first;
+        client.async_generate_token({}, [&](error_code second, const cartesia::token_response&) {
+            BOOST_TEST(!second, second.message());
+            tokens += !second;
+            client.close();
+        });
+    });
+    f.io.run();
+    BOOST_TEST(tokens == 2);
+    BOOST_TEST(f.server.connections_accepted() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(an_expired_certificate_fails_verification_and_is_not_retried)
 {
     cartesia::test::server_options options;

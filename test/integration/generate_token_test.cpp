@@ -209,6 +209,21 @@ BOOST_AUTO_TEST_CASE(a_permissive_verify_callback_on_the_context_is_ignored)
     BOOST_TEST(g.server.requests_received() == 0u);
 }
 
+// The context's callback may still reject what OpenSSL accepted (pinning).
+BOOST_AUTO_TEST_CASE(a_rejecting_verify_callback_on_the_context_still_rejects)
+{
+    server_fixture f;
+    int calls = 0;
+    f.tls.set_verify_callback([&](bool, boost::asio::ssl::verify_context&) {
+        ++calls;
+        return false;
+    });
+    auto r = mint(f, f.config);
+    BOOST_TEST((r.ec.category() == asio::error::get_ssl_category()), r.ec.message());
+    BOOST_TEST(calls > 0);
+    BOOST_TEST(f.server.requests_received() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_wrong_host_name_fails_verification)
 {
     cartesia::test::server_options options;

@@ -5,8 +5,8 @@
 # token with its consumer from the local test server.
 # usage: run.sh SOURCE_DIR TEST_SERVER
 set -euo pipefail
-source=$1 server=$2
-source "$source/scripts/lib/test-server.sh"
+src_dir=$1 server=$2
+source "$src_dir/scripts/lib/test-server.sh"
 work=$(mktemp -d)
 trap 'stop_test_server; rm -rf "$work"' EXIT
 
@@ -25,9 +25,13 @@ check() {  # name command...
     fi
 }
 for how in add_subdirectory FetchContent; do
-    check "configure-$how" cmake -S "$source/test/subproject" -B "$work/$how" "${generator[@]}" \
-        -DCMAKE_BUILD_TYPE=Release -DHOW="$how" -DCARTESIA_SOURCE_DIR="$source" "${launcher[@]}"
+    check "configure-$how" cmake -S "$src_dir/test/subproject" -B "$work/$how" "${generator[@]}" \
+        -DCMAKE_BUILD_TYPE=Release -DHOW="$how" -DCARTESIA_SOURCE_DIR="$src_dir" "${launcher[@]}"
 done
+if [ "$failed" -ne 0 ]; then
+    echo "subproject: $passed passed, $failed failed"
+    exit 1
+fi
 check build cmake --build "$work/add_subdirectory" -j "${JOBS:-2}" --target consumer
 
 start_test_server "$server" "$work"
