@@ -54,18 +54,19 @@ token_operation::token_operation(token_handler handler, bool handler_has_own_exe
                                  asio::any_io_executor io_executor, const strand_type& strand,
                                  const client_config& config, diagnostics* diag)
     : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(std::move(io_executor)),
-      handler_(std::move(handler)), handler_has_own_executor_(handler_has_own_executor), deadline_(strand)
+      handler_(std::move(handler)),
+      // Asio's rule: an outstanding operation counts as work on its handler's
+      // executor, so that an io_context that only runs the handler (a handler bound
+      // to another context) does not run out of work and return before it.
+      handler_work_(handler_has_own_executor ? asio::prefer(asio::get_associated_executor(handler_, io_executor_),
+                                                            asio::execution::outstanding_work.tracked)
+                                             : asio::any_completion_executor()),
+      deadline_(strand)
 {
 }
 
 void token_operation::start()
 {
-    // Asio's rule: an outstanding operation counts as work on its handler's
-    // executor, so that an io_context that only runs the handler (a handler bound
-    // to another context) does not run out of work and return before it.
-    if (handler_has_own_executor_)
-        handler_work_ = asio::prefer(asio::get_associated_executor(handler_, io_executor_),
-                                     asio::execution::outstanding_work.tracked);
     if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
         user_slot_ = slot;
         user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
@@ -156,7 +157,7 @@ void token_operation::finish(const std::exception_ptr& failure, result outcome)
     if (outcome.ec)
         outcome.response = {};
     on_finish();
-    if (handler_has_own_executor_) {
+    if (handler_work_) {
         asio::dispatch(handler_work_, asio::append(std::move(handler_), outcome.ec, std::move(outcome.response)));
         handler_work_ = {}; // the handler is queued (or has run): it is the work now
         return;

@@ -79,7 +79,6 @@ private:
     // execution context busy until the handler is queued there. Empty otherwise:
     // the operation's I/O keeps io_executor_'s context busy already.
     asio::any_completion_executor handler_work_;
-    const bool handler_has_own_executor_;
     asio::cancellation_slot user_slot_;
     diagnostics own_diag_; // used when the caller passed none
     asio::steady_timer deadline_;
