@@ -48,14 +48,29 @@ protected:
     ~tracked_operation() = default;
 };
 
+// What the pool knows of a request's attempt in flight: when its deadline passes.
+// Every attempt of a client has the same timeout, so attempts expire in the order
+// they started: the pool keeps them in a list in that order, one timer serves
+// them all, and an attempt that ends in time just leaves the list (no timer to
+// cancel, no cancelled wait to complete).
+using deadline_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct deadline_tag>,
+                                                       boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class timed_attempt : public deadline_hook {
+public:
+    asio::steady_timer::time_point deadline;
+    virtual void expire() = 0;
+
+protected:
+    ~timed_attempt() = default;
+};
+
 struct pooled_connection {
-    pooled_connection(const strand_type& strand, asio::ssl::context& tls) : link(strand, tls), idle_timer(strand) {}
+    pooled_connection(const strand_type& strand, asio::ssl::context& tls) : link(strand, tls) {}
 
     connection link;
-    asio::steady_timer idle_timer;
-    std::uint64_t id = 0; // lets a late idle-timer handler tell whether its connection still exists
+    asio::steady_timer::time_point idle_until; // while idle: when the pool closes it
     std::size_t exchanges = 0;
-    bool idle = false;
 };
 
 using connection_iterator = std::list<pooled_connection>::iterator;
@@ -94,8 +109,6 @@ public:
             return std::nullopt;
         auto it = idle_.back();
         idle_.pop_back();
-        it->idle = false;
-        it->idle_timer.cancel();
         return it;
     }
 
@@ -105,7 +118,7 @@ public:
         if (connections_.size() >= config_.max_connections)
             return std::nullopt;
         connections_.emplace_back(strand_, tls_);
-        connections_.back().id = ++connections_opened_;
+        ++connections_opened_;
         return std::prev(connections_.end());
     }
 
@@ -118,6 +131,15 @@ public:
     // Returns a connection after an exchange: to the next waiter, to the idle set,
     // or closed when the server does not keep it alive.
     void release(connection_iterator it);
+
+    // Deadlines are watched in the order they are given, which is their order:
+    // see timed_attempt.
+    void watch_deadline(timed_attempt& attempt)
+    {
+        deadlines_.push_back(attempt);
+        if (!deadline_timer_.armed)
+            arm(deadline_timer_, attempt.deadline, &client_impl::expire_deadlines);
+    }
 
     void enqueue(pooled_operation* op) { waiters_.push_back(op); }
     void dequeue(pooled_operation* op) { std::erase(waiters_, op); }
@@ -153,7 +175,18 @@ public:
 
 private:
     void wake_next_waiter(std::optional<connection_iterator> handed_over);
-    void arm_idle_timer(connection_iterator it);
+    // One of the pool's two timers, each set for the earliest of many times (the
+    // first deadline, the oldest idle connection) and never set again while a wait
+    // is pending: no wait is ever cancelled, except by close().
+    struct pool_timer {
+        explicit pool_timer(const strand_type& strand) : timer(strand) {}
+        asio::steady_timer timer;
+        bool armed = false;
+    };
+    void arm(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)());
+    void make_idle(connection_iterator it);
+    void close_idle_connections();
+    void expire_deadlines();
 
     asio::any_io_executor executor_;
     strand_type strand_;
@@ -165,8 +198,17 @@ private:
     diagnostics config_diag_;
 
     std::list<pooled_connection> connections_;
+    // Idle connections, in the order they became idle: requests take the most
+    // recent (its TLS state is warmest), the idle timeout closes the oldest. One
+    // timer, set for the oldest, serves them all: a connection that is taken
+    // again cancels nothing.
     std::vector<connection_iterator> idle_;
+    pool_timer idle_timer_{strand_};
     std::deque<pooled_operation*> waiters_;
+    boost::intrusive::list<timed_attempt, boost::intrusive::base_hook<deadline_hook>,
+                           boost::intrusive::constant_time_size<false>>
+        deadlines_;
+    pool_timer deadline_timer_{strand_};
     boost::intrusive::list<tracked_operation, boost::intrusive::constant_time_size<false>> active_;
     tcp::resolver::results_type endpoints_;
     ssl_session_ptr session_;
@@ -176,7 +218,7 @@ private:
 
 namespace {
 
-class pooled_operation final : public token_operation, public tracked_operation {
+class pooled_operation final : public token_operation, public tracked_operation, public timed_attempt {
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
@@ -197,6 +239,8 @@ public:
 
     void cancel_for_close() override { cancel("the client was closed"); }
 
+    void expire() override { deadline_passed(); }
+
 private:
     asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
     {
@@ -210,7 +254,10 @@ private:
                 facts.ec = asio::error::operation_aborted;
                 co_return;
             }
-            auto it = co_await acquire(facts);
+            // Mostly an idle connection is at hand: spare the coroutine frame of acquire().
+            auto it = pool_->take_idle();
+            if (!it)
+                it = co_await acquire(facts);
             if (!it)
                 co_return; // facts.ec says why
             if (must_stop()) {
@@ -306,6 +353,14 @@ private:
         return cancelled() || timed_out();
     }
 
+    void start_deadline(asio::steady_timer::time_point at) override
+    {
+        deadline = at;
+        pool_->watch_deadline(*this);
+    }
+
+    void stop_deadline() override { deadline_hook::unlink(); }
+
     void abort_attempt() override
     {
         if (resolver_)
@@ -347,19 +402,14 @@ void client_impl::release(connection_iterator it)
         wake_next_waiter(it);
         return;
     }
-    it->idle = true;
-    idle_.push_back(it);
-    arm_idle_timer(it);
+    make_idle(it);
 }
 
 void client_impl::wake_next_waiter(std::optional<connection_iterator> handed_over)
 {
     if (waiters_.empty()) {
-        if (handed_over) { // nobody wants it after all
-            handed_over.value()->idle = true;
-            idle_.push_back(*handed_over);
-            arm_idle_timer(*handed_over);
-        }
+        if (handed_over) // nobody wants it after all
+            make_idle(*handed_over);
         return;
     }
     pooled_operation* next = waiters_.front();
@@ -367,23 +417,55 @@ void client_impl::wake_next_waiter(std::optional<connection_iterator> handed_ove
     next->wake(handed_over);
 }
 
-void client_impl::arm_idle_timer(connection_iterator it)
+void client_impl::make_idle(connection_iterator it)
 {
-    it->idle_timer.expires_after(config_.idle_timeout);
-    // The handler may run after the connection was taken, or even destroyed (its
-    // expiry was already queued): it finds its connection by id among the idle ones.
-    it->idle_timer.async_wait([weak = weak_from_this(), id = it->id](error_code ec) {
+    it->idle_until = time_after(config_.idle_timeout);
+    idle_.push_back(it);
+    if (!idle_timer_.armed)
+        arm(idle_timer_, it->idle_until, &client_impl::close_idle_connections);
+}
+
+void client_impl::arm(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)())
+{
+    which.armed = true;
+    which.timer.expires_at(at);
+    which.timer.async_wait([weak = weak_from_this(), &which, on_expiry](error_code ec) {
         auto self = weak.lock();
-        if (ec || !self)
-            return;
-        auto idle = std::find_if(self->idle_.begin(), self->idle_.end(), [id](auto c) { return c->id == id; });
-        if (idle == self->idle_.end() || (*idle)->idle_timer.expiry() > asio::steady_timer::clock_type::now())
-            return;
-        const auto expired = *idle;
-        self->idle_.erase(idle);
-        expired->link.close_quietly();
-        self->connections_.erase(expired);
+        if (!self)
+            return; // and with it the timer
+        which.armed = false;
+        if (!ec) // not cancelled by close()
+            (self.get()->*on_expiry)();
     });
+}
+
+// Closes the connections idle for idle_timeout: the oldest ones, at the front.
+void client_impl::close_idle_connections()
+{
+    const auto now = asio::steady_timer::clock_type::now();
+    const auto first_kept =
+        std::find_if(idle_.begin(), idle_.end(), [now](connection_iterator c) { return c->idle_until > now; });
+    for (auto expired = idle_.begin(); expired != first_kept; ++expired) {
+        (*expired)->link.close_quietly();
+        connections_.erase(*expired);
+    }
+    idle_.erase(idle_.begin(), first_kept);
+    if (!idle_.empty())
+        arm(idle_timer_, idle_.front()->idle_until, &client_impl::close_idle_connections);
+}
+
+// Attempts that ended in time have left the list: the timer may find the first
+// deadline still ahead, and then only waits again.
+void client_impl::expire_deadlines()
+{
+    const auto now = asio::steady_timer::clock_type::now();
+    while (!deadlines_.empty() && deadlines_.front().deadline <= now) {
+        timed_attempt& expired = deadlines_.front();
+        deadlines_.pop_front();
+        expired.expire();
+    }
+    if (!deadlines_.empty())
+        arm(deadline_timer_, deadlines_.front().deadline, &client_impl::expire_deadlines);
 }
 
 void client_impl::close()
@@ -396,12 +478,12 @@ void client_impl::close()
     for (auto& op : active_)
         op.cancel_for_close();
     for (auto it : idle_) {
-        it->idle = false;
-        it->idle_timer.cancel();
         it->link.abort();
         connections_.erase(it);
     }
     idle_.clear();
+    idle_timer_.timer.cancel();
+    deadline_timer_.timer.cancel(); // each request leaves its deadline as it finishes
     // Busy connections are aborted by their requests' cancellation and removed
     // when given back.
 }

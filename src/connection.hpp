@@ -3,7 +3,7 @@
 #ifndef CARTESIA_SRC_CONNECTION_HPP
 #define CARTESIA_SRC_CONNECTION_HPP
 
-#include "read_response.hpp"
+#include "exchange.hpp"
 
 #include <cartesia/detail/protocol.hpp>
 
@@ -18,7 +18,7 @@
 
 namespace cartesia::detail {
 
-// asio, error_code and nothrow_awaitable come from read_response.hpp.
+// asio, error_code and nothrow_awaitable come from exchange.hpp.
 using tcp = asio::ip::tcp;
 
 // The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
@@ -40,10 +40,12 @@ public:
                                      diagnostics& diag);
 
     // Writes one request (head and tail joined in a buffer the connection keeps, so
-    // that it goes out in one TLS record) and reads its response under the configured limits,
-    // skipping 1xx interim responses, then interprets it. `facts` says whether a
-    // response began, its status and its retry headers. The reading is
-    // read_response's (read_response.hpp), which the fuzzer runs too.
+    // that it goes out in one TLS record) and reads its response under the
+    // configured limits, skipping 1xx interim responses, then interprets it.
+    // `facts` says whether a response began, its status and its retry headers. The
+    // exchange itself is exchange_over's (exchange.hpp), which the fuzzer runs too;
+    // this function only fills the buffer, so that the exchange costs one coroutine
+    // frame, not two.
     asio::awaitable<error_code> exchange(std::string_view request_head, std::string_view request_tail,
                                          const client_config& config, attempt_outcome& facts, token_response& response,
                                          diagnostics& diag);

@@ -20,6 +20,15 @@ double random_jitter()
 
 } // namespace
 
+asio::steady_timer::time_point time_after(std::chrono::milliseconds delay)
+{
+    using clock = asio::steady_timer::clock_type;
+    const auto now = clock::now();
+    if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now))
+        return clock::time_point::max();
+    return now + delay;
+}
+
 strand_type make_operation_strand(const asio::any_io_executor& executor)
 {
     if (const auto* io_executor = executor.target<asio::io_context::executor_type>())
@@ -51,17 +60,16 @@ struct token_operation::cancellation_bridge {
 };
 
 token_operation::token_operation(token_handler handler, bool handler_has_own_executor,
-                                 asio::any_io_executor io_executor, const strand_type& strand,
-                                 const client_config& config, diagnostics* diag)
-    : strand_(strand), config_(config), diag_(diag ? *diag : own_diag_), io_executor_(std::move(io_executor)),
-      handler_(std::move(handler)),
+                                 asio::any_io_executor io_executor, strand_type strand, const client_config& config,
+                                 diagnostics* diag)
+    : strand_(std::move(strand)), config_(config), diag_(diag ? *diag : own_diag_),
+      io_executor_(std::move(io_executor)), handler_(std::move(handler)),
       // Asio's rule: an outstanding operation counts as work on its handler's
       // executor, so that an io_context that only runs the handler (a handler bound
       // to another context) does not run out of work and return before it.
       handler_work_(handler_has_own_executor ? asio::prefer(asio::get_associated_executor(handler_, io_executor_),
                                                             asio::execution::outstanding_work.tracked)
-                                             : asio::any_completion_executor()),
-      deadline_(strand)
+                                             : asio::any_completion_executor())
 {
 }
 
@@ -88,6 +96,8 @@ void token_operation::cancel(std::string_view why)
         backoff_->cancel();
 }
 
+// The attempts inline in the retry loop: each coroutine awaited by another costs
+// a frame, and Asio recycles only two per thread; a deeper chain allocates.
 asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<token_operation> self)
 {
     const unsigned max_attempts = 1 + static_cast<unsigned>(self->config_.max_retries);
@@ -96,7 +106,24 @@ asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<to
         self->diag_.clear();
         diagnostics_access::set_attempts(self->diag_, attempt);
         outcome.response = {};
-        const attempt_outcome facts = co_await self->run_attempt(outcome.response);
+        if (self->cancelled_) {
+            outcome.ec = asio::error::operation_aborted;
+            break;
+        }
+        attempt_outcome facts;
+        self->timed_out_ = false;
+        self->start_deadline(time_after(self->config_.timeout));
+        co_await self->attempt(facts, outcome.response);
+        self->stop_deadline();
+        // A deadline or a cancellation makes the pending step fail with whatever the
+        // closed socket reports; say what really happened.
+        if (facts.ec && self->cancelled_) {
+            facts.ec = asio::error::operation_aborted;
+        } else if (facts.ec && self->timed_out_) {
+            facts.ec = error::timeout;
+            diagnostics_access::set_client_message(
+                self->diag_, "no complete response within " + std::to_string(self->config_.timeout.count()) + " ms");
+        }
         outcome.ec = facts.ec;
         if (!facts.ec || attempt == max_attempts || self->cancelled_ || !is_retryable(facts))
             break;
@@ -110,36 +137,30 @@ asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<to
     co_return outcome;
 }
 
-asio::awaitable<attempt_outcome> token_operation::run_attempt(token_response& response)
+void token_operation::start_deadline(asio::steady_timer::time_point at)
 {
-    attempt_outcome facts;
-    if (cancelled_) {
-        facts.ec = asio::error::operation_aborted;
-        co_return facts;
-    }
-    timed_out_ = false;
-    deadline_.expires_after(config_.timeout);
-    deadline_.async_wait([weak = weak_from_this()](error_code ec) {
+    if (!deadline_)
+        deadline_.emplace(strand_);
+    deadline_->expires_at(at);
+    deadline_->async_wait([weak = weak_from_this()](error_code ec) {
         // The expiry of an earlier attempt may arrive after the next one re-armed
         // the timer (cancel() cannot recall a completion already queued): ignore it.
         if (auto self = weak.lock();
-            self && !ec && !self->completed_ && self->deadline_.expiry() <= asio::steady_timer::clock_type::now()) {
-            self->timed_out_ = true;
-            self->abort_attempt();
-        }
+            self && !ec && !self->completed_ && self->deadline_->expiry() <= asio::steady_timer::clock_type::now())
+            self->deadline_passed();
     });
-    co_await attempt(facts, response);
-    deadline_.cancel();
-    // A deadline or a cancellation makes the pending step fail with whatever the
-    // closed socket reports; say what really happened.
-    if (facts.ec && cancelled_) {
-        facts.ec = asio::error::operation_aborted;
-    } else if (facts.ec && timed_out_) {
-        facts.ec = error::timeout;
-        diagnostics_access::set_client_message(diag_, "no complete response within " +
-                                                          std::to_string(config_.timeout.count()) + " ms");
-    }
-    co_return facts;
+}
+
+void token_operation::stop_deadline()
+{
+    if (deadline_)
+        deadline_->cancel();
+}
+
+void token_operation::deadline_passed()
+{
+    timed_out_ = true;
+    abort_attempt();
 }
 
 void token_operation::finish(const std::exception_ptr& failure, result outcome)

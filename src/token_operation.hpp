@@ -26,6 +26,9 @@ using strand_type = asio::any_io_executor;
 // allocates on each).
 strand_type make_operation_strand(const asio::any_io_executor& executor);
 
+// `delay` from now, saturating: a timeout of centuries must not overflow the clock.
+asio::steady_timer::time_point time_after(std::chrono::milliseconds delay);
+
 // Runs on `strand`, which the derived class's I/O objects share. The deadline and
 // the caller's cancellation do not travel through co_spawn's cancellation
 // plumbing: both call abort_attempt(), which closes sockets and cancels timers so
@@ -35,7 +38,7 @@ class token_operation : public std::enable_shared_from_this<token_operation> {
 public:
     // `handler_has_own_executor`: see has_own_executor() in generate_token.hpp.
     token_operation(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
-                    const strand_type& strand, const client_config& config, diagnostics* diag);
+                    strand_type strand, const client_config& config, diagnostics* diag);
     virtual ~token_operation() = default;
     token_operation(const token_operation&) = delete;
     token_operation& operator=(const token_operation&) = delete;
@@ -55,6 +58,14 @@ protected:
     // Called on the strand once the result is decided, before the handler runs.
     virtual void on_finish() {}
 
+    // Keep the deadline of an attempt: should `at` pass before stop_deadline(),
+    // call deadline_passed() on the strand. By default a timer of the operation's
+    // own; the pool keeps the deadlines of all its requests on one timer.
+    virtual void start_deadline(asio::steady_timer::time_point at);
+    virtual void stop_deadline();
+    // The attempt ran out of time: mark it and abort it. On the strand.
+    void deadline_passed();
+
     bool cancelled() const noexcept { return cancelled_; }
     bool timed_out() const noexcept { return timed_out_; }
 
@@ -70,7 +81,6 @@ private:
     struct cancellation_bridge;
 
     static asio::awaitable<result> run(std::shared_ptr<token_operation> self);
-    asio::awaitable<attempt_outcome> run_attempt(token_response& response);
     void finish(const std::exception_ptr& failure, result outcome);
 
     asio::any_io_executor io_executor_;
@@ -80,8 +90,8 @@ private:
     // the operation's I/O keeps io_executor_'s context busy already.
     asio::any_completion_executor handler_work_;
     asio::cancellation_slot user_slot_;
-    diagnostics own_diag_; // used when the caller passed none
-    asio::steady_timer deadline_;
+    diagnostics own_diag_;                       // used when the caller passed none
+    std::optional<asio::steady_timer> deadline_; // start_deadline()'s, made on first use
     std::optional<asio::steady_timer> backoff_;
     std::string cancel_reason_;
     bool cancelled_ = false;

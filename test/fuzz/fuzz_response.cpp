@@ -1,16 +1,17 @@
-// The whole response path: the bytes a server sends, through the real read_response
-// (src/read_response.hpp, the code connection::exchange runs over TLS) on Beast's
-// in-memory test::stream, to a token or an error.
+// The whole exchange: the request written, then the bytes a server sends, through
+// the real exchange_over (src/exchange.hpp, the code connection::exchange runs over
+// TLS) on Beast's in-memory test::stream, to a token or an error.
 //
 // Input: one control byte, then the server's bytes, after which the server closes.
 //   bits 0-2  the most bytes one read returns (1, 2, 3, 7, 16, 61, 512 or all), so
 //             that every split of the response between reads is tried
 //   bits 3-4  the limits: the defaults, or small header, body or both
-//   bits 5-7  0, or the read operation that fails (test::stream's fail_count)
+//   bits 5-7  0, or the operation that fails (test::stream's fail_count: the
+//             request's write is the first of each exchange)
 // Up to three exchanges run on the stream while the connection stays reusable, as in
 // the pool: bytes past one response belong to the next.
+#include "exchange.hpp"
 #include "fuzz_support.hpp"
-#include "read_response.hpp"
 
 #include <cartesia/error.hpp>
 
@@ -38,6 +39,8 @@ using cartesia::error;
 using cartesia::fuzz::require;
 
 constexpr std::string_view api_key = "sk_car_0123456789abcdef";
+constexpr std::string_view request =
+    "POST /access-token HTTP/1.1\r\nHost: api.cartesia.ai\r\nContent-Length: 2\r\n\r\n{}";
 
 constexpr std::array<std::size_t, 8> read_sizes{1, 2, 3, 7, 16, 61, 512, std::size_t(-1)};
 
@@ -109,19 +112,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     beast::test::fail_count failures(fail_at == 0 ? std::size_t(-1) : fail_at);
     beast::test::stream stream(io, failures, cartesia::fuzz::as_text(data + 1, size - 1));
     stream.read_size(read_size);
+    beast::test::stream server(io); // takes the requests, unread
+    stream.connect(server);
     stream.close_remote(); // after its bytes, the server closes
 
     cd::response_state state;
     for (int exchange = 0; exchange < 3; ++exchange) {
-        // What connection::exchange does before it sends the request.
-        state.keep_alive = false;
-        state.complete = false;
         cd::attempt_outcome facts;
         cartesia::token_response response;
         cartesia::diagnostics diag;
         error_code ec;
         bool finished = false;
-        asio::co_spawn(io, cd::read_response(stream, state, config, facts, response, diag),
+        asio::co_spawn(io, cd::exchange_over(stream, asio::buffer(request), state, config, facts, response, diag),
                        [&](std::exception_ptr thrown, error_code result) {
                            require(!thrown, "no exception escapes the response path");
                            ec = result;

@@ -7,11 +7,13 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -152,6 +154,52 @@ BOOST_FIXTURE_TEST_CASE(idle_connections_are_closed_after_the_idle_timeout, serv
     io.run(); // returns once the idle connection is closed: nothing else is pending
     BOOST_TEST(log.tokens == 1);
     BOOST_TEST(cartesia::test::milliseconds_since(start) >= 90);
+    BOOST_TEST(server.wait_for_open_connections(0, 5s));
+}
+
+// The pool closes idle connections with one timer, set for the oldest: a
+// connection used again must get a new idle period, the other must still close.
+BOOST_FIXTURE_TEST_CASE(each_idle_connection_gets_its_own_idle_timeout, server_fixture)
+{
+    auto short_idle = config;
+    short_idle.idle_timeout = 300ms;
+    short_idle.max_connections = 2;
+    cartesia::client client(io.get_executor(), tls, short_idle);
+    // Two requests at once open two connections. 150 ms after they are idle, a
+    // third reuses one of them.
+    asio::steady_timer later(io);
+    // Read by the watcher thread below.
+    std::atomic<cartesia::test::clock_type::time_point> first_idle{};
+    std::optional<cartesia::test::clock_type::time_point> reused_idle;
+    result_log log{2, [&] {
+                       first_idle = cartesia::test::clock_type::now();
+                       later.expires_after(150ms);
+                       later.async_wait([&](error_code) {
+                           client.async_generate_token({}, [&](error_code ec, const token_response&) {
+                               BOOST_TEST(!ec, ec.message());
+                               reused_idle = cartesia::test::clock_type::now();
+                           });
+                       });
+                   }};
+    client.async_generate_token({}, log.recorder(0));
+    client.async_generate_token({}, log.recorder(1));
+    // The other connection closes 300 ms after it became idle, not when the reused
+    // one does.
+    std::optional<long long> one_left_ms;
+    std::thread watcher([&] {
+        if (server.wait_for_open_connections(2, 5s) && server.wait_for_open_connections(1, 5s))
+            one_left_ms = cartesia::test::milliseconds_since(first_idle.load());
+    });
+    io.run(); // returns once both idle connections are closed: nothing else is pending
+    watcher.join();
+    BOOST_TEST_REQUIRE(log.tokens == 2);
+    BOOST_TEST_REQUIRE(reused_idle.has_value());
+    BOOST_TEST(server.connections_accepted() == 2u); // the third request found one open
+    BOOST_TEST_REQUIRE(one_left_ms.has_value());
+    BOOST_TEST(*one_left_ms >= 290);
+    BOOST_TEST(*one_left_ms < 440); // before the reused one's idle period could end
+    // io.run() returned when the reused connection closed: a full idle period later.
+    BOOST_TEST(cartesia::test::milliseconds_since(*reused_idle) >= 290);
     BOOST_TEST(server.wait_for_open_connections(0, 5s));
 }
 
@@ -319,6 +367,50 @@ BOOST_FIXTURE_TEST_CASE(deadlines_cover_the_wait_for_a_connection_and_expire_tog
     BOOST_TEST(cartesia::test::milliseconds_since(start) >= 280);
     BOOST_TEST(cartesia::test::milliseconds_since(start) < 3000);
     BOOST_TEST(server.requests_received() == 2u);
+}
+
+BOOST_FIXTURE_TEST_CASE(each_request_gets_its_own_deadline, server_fixture)
+{
+    // The pool keeps its requests' deadlines on one timer, set for the earliest: a
+    // request started later must time out its full timeout after its own start.
+    auto hanging = config_with_fault("hang");
+    hanging.timeout = 300ms;
+    cartesia::client client(io.get_executor(), tls, hanging);
+    const auto start = cartesia::test::clock_type::now();
+    std::optional<long long> first_ms, second_ms;
+    client.async_generate_token({}, [&](error_code ec, const token_response&) {
+        BOOST_TEST(ec == error::timeout, ec.message());
+        first_ms = cartesia::test::milliseconds_since(start);
+    });
+    asio::steady_timer later(io, 200ms);
+    later.async_wait([&](error_code) {
+        client.async_generate_token({}, [&](error_code ec, const token_response&) {
+            BOOST_TEST(ec == error::timeout, ec.message());
+            second_ms = cartesia::test::milliseconds_since(start);
+            client.close();
+        });
+    });
+    io.run();
+    BOOST_TEST_REQUIRE(first_ms.has_value());
+    BOOST_TEST_REQUIRE(second_ms.has_value());
+    BOOST_TEST(*first_ms >= 290);
+    BOOST_TEST(*first_ms < 490); // it did not wait for the second one's deadline
+    BOOST_TEST(*second_ms >= 490);
+    BOOST_TEST(*second_ms < 3000);
+}
+
+// Timeouts of centuries are valid and must not overflow the clock.
+BOOST_FIXTURE_TEST_CASE(huge_timeouts_are_fine, server_fixture)
+{
+    auto patient = config;
+    patient.timeout = std::chrono::milliseconds::max();
+    patient.idle_timeout = std::chrono::milliseconds::max();
+    cartesia::client client(io.get_executor(), tls, patient);
+    result_log log{2, [&] { client.close(); }};
+    client.async_generate_token({}, log.recorder(0));
+    client.async_generate_token({}, log.recorder(1));
+    io.run();
+    BOOST_TEST(log.tokens == 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

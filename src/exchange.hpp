@@ -1,0 +1,245 @@
+// One exchange of a request and its response, over any stream: write the request,
+// read and interpret the answer. connection::exchange runs it on TLS;
+// test/fuzz/fuzz_response.cpp runs it on Beast's in-memory test::stream, so that
+// the fuzzer feeds hostile bytes to the very code that reads a server's answer.
+// Private to src/ and the fuzzers (Beast heavy).
+#ifndef CARTESIA_SRC_EXCHANGE_HPP
+#define CARTESIA_SRC_EXCHANGE_HPP
+
+#include <cartesia/detail/protocol.hpp>
+#include <cartesia/error.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/read_size.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory_resource>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cartesia::detail {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// Awaited operations report errors as values: faults are ordinary outcomes here.
+constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// What the response path keeps on its connection from one exchange to the next.
+// The arena is left uninitialised: the parser writes before it reads, and zeroing
+// 4 KiB per connection buys nothing.
+struct response_state {                // NOLINT(cppcoreguidelines-pro-type-member-init)
+    boost::beast::flat_buffer buffer;  // kept: bytes past one response belong to the next
+    std::array<std::byte, 4096> arena; // holds the parsed response of the current exchange
+    bool keep_alive = false;           // another exchange may follow on this connection
+    bool complete = false;             // the last exchange read a whole response
+};
+
+// Maps an error of reading the response (`part` is "headers" or "body") to the
+// error the caller sees, with a client message. Defined in connection.cpp: it is
+// the same for every stream.
+error_code read_failure(error_code ec, const client_config& config, const attempt_outcome& facts, const char* part,
+                        diagnostics& diag);
+
+// Beast's parser, keeping only what the client reads: the status, five header
+// fields and the body, in the connection's arena. Beast's response_parser would
+// also store every other field in a container, and none of them is ever looked at.
+// The values are copied: they point into the read buffer, which may move while the
+// body is read. The first occurrence of a field wins, as a lookup would find it.
+class token_response_parser final : public boost::beast::http::basic_parser<false> {
+public:
+    explicit token_response_parser(std::pmr::memory_resource* arena)
+        : content_type_(arena), request_id_(arena), should_retry_(arena), retry_after_(arena), retry_after_ms_(arena),
+          body_(arena)
+    {
+    }
+
+    unsigned status() const noexcept { return status_; }
+    std::string_view content_type() const noexcept { return content_type_; }
+    std::string_view request_id() const noexcept { return request_id_; }
+    std::string_view should_retry() const noexcept { return should_retry_; }
+    std::string_view retry_after() const noexcept { return retry_after_; }
+    std::string_view retry_after_ms() const noexcept { return retry_after_ms_; }
+    std::string_view body() const noexcept { return body_; }
+
+private:
+    using field = boost::beast::http::field;
+    using string_view = boost::beast::string_view;
+    using string = std::pmr::string;
+
+    static void keep_first(string& kept, string_view value)
+    {
+        if (kept.empty())
+            kept.assign(value.data(), value.size());
+    }
+
+    void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}
+    void on_response_impl(int code, string_view, int, error_code&) override { status_ = static_cast<unsigned>(code); }
+
+    void on_field_impl(field name, string_view name_string, string_view value, error_code&) override
+    {
+        using boost::beast::iequals;
+        if (name == field::content_type)
+            keep_first(content_type_, value);
+        else if (name == field::retry_after)
+            keep_first(retry_after_, value);
+        else if (name != field::unknown)
+            return; // the three below are not among Beast's known fields
+        else if (iequals(name_string, "x-request-id"))
+            keep_first(request_id_, value);
+        else if (iequals(name_string, "x-should-retry"))
+            keep_first(should_retry_, value);
+        else if (iequals(name_string, "retry-after-ms"))
+            keep_first(retry_after_ms_, value);
+    }
+
+    void on_header_impl(error_code&) override {}
+
+    // The parser has already held a Content-Length against the body limit.
+    void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, error_code&) override
+    {
+        if (content_length)
+            body_.reserve(static_cast<std::size_t>(*content_length));
+    }
+
+    std::size_t on_body_impl(string_view data, error_code&) override
+    {
+        body_.append(data.data(), data.size());
+        return data.size();
+    }
+
+    void on_chunk_header_impl(std::uint64_t, string_view, error_code&) override {}
+
+    std::size_t on_chunk_body_impl(std::uint64_t, string_view data, error_code& ec) override
+    {
+        return on_body_impl(data, ec);
+    }
+
+    void on_finish_impl(error_code&) override {}
+
+    unsigned status_ = 0;
+    string content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_, body_;
+};
+
+// Parses what `buffer` holds into `parser`. Returns need_more while the message
+// is not whole: eager parsing takes every byte it can, so more must be read.
+inline error_code parse_buffered(boost::beast::flat_buffer& buffer, token_response_parser& parser)
+{
+    error_code ec;
+    if (buffer.size() > 0)
+        buffer.consume(parser.put(buffer.data(), ec));
+    if (!ec && !parser.is_done())
+        ec = boost::beast::http::error::need_more;
+    return ec;
+}
+
+// A read failed with `ec`. The server's close may end a body without a length;
+// otherwise it is Beast's end_of_stream (nothing read) or partial_message.
+inline error_code end_of_input(error_code ec, token_response_parser& parser)
+{
+    if (ec != asio::error::eof)
+        return ec;
+    if (!parser.got_some())
+        return boost::beast::http::error::end_of_stream;
+    error_code eof;
+    parser.put_eof(eof);
+    return eof;
+}
+
+// Writes `request`, then reads its response under the configured limits, skipping
+// 1xx interim responses, and interprets it into `response`, or an error with
+// `diag` filled. `facts` says whether a response began, its status and its retry
+// headers. A whole response sets `state.complete`, and `state.keep_alive` when
+// another exchange may follow.
+//
+// One coroutine frame for the whole exchange, and one suspension per read: what
+// Beast's http::async_read would do through layers of composed operations (and a
+// post when the buffer already holds the answer). Every reference must outlive
+// the coroutine: the caller awaits it at once, and the stream and `state` belong
+// to the connection (or the fuzz target).
+template <class AsyncStream>
+asio::awaitable<error_code> exchange_over(AsyncStream& stream, asio::const_buffer request, response_state& state,
+                                          const client_config& config, attempt_outcome& facts, token_response& response,
+                                          diagnostics& diag)
+{
+    namespace http = boost::beast::http;
+    state.keep_alive = false; // until a complete response says otherwise
+    state.complete = false;
+    if (auto [ec, n] = co_await asio::async_write(stream, request, nothrow_awaitable); ec) {
+        diagnostics_access::set_client_message(diag, "cannot send the request");
+        co_return ec;
+    }
+
+    // The parsed response lives in an arena on the connection, reset for each
+    // exchange: a token response costs the parser no heap allocation.
+    std::pmr::monotonic_buffer_resource arena(state.arena.data(), state.arena.size());
+    std::optional<token_response_parser> parser;
+    // A few 1xx interim responses may precede the real one; an endless stream of them
+    // is a broken server, not a reason to keep reading until the deadline.
+    constexpr int max_interim_responses = 8;
+    constexpr std::size_t max_read = std::size_t{64} * 1024;
+    int interim_responses = 0;
+    do {
+        if (parser) {
+            if (++interim_responses > max_interim_responses) {
+                diagnostics_access::set_client_message(diag, "more than 8 interim (1xx) responses");
+                co_return error::bad_response;
+            }
+            parser.reset();
+            arena.release(); // the interim response is done with
+        }
+        parser.emplace(&arena);
+        parser->eager(true); // the header and the body in one pass over the buffer
+        parser->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(config.max_header_bytes, UINT32_MAX)));
+        parser->body_limit(config.max_body_bytes);
+        error_code ec = parse_buffered(state.buffer, *parser);
+        while (ec == http::error::need_more) {
+            auto [read_ec, n] = co_await stream.async_read_some(
+                state.buffer.prepare(boost::beast::read_size(state.buffer, max_read)), nothrow_awaitable);
+            state.buffer.commit(n);
+            ec = read_ec ? end_of_input(read_ec, *parser) : parse_buffered(state.buffer, *parser);
+        }
+        facts.response_started = facts.response_started || parser->got_some() || state.buffer.size() > 0;
+        if (ec) {
+            if (!parser->is_header_done())
+                co_return read_failure(ec, config, facts, "headers", diag);
+            // Known once the header is read, even if the body then fails (too
+            // large, cut off, late).
+            diagnostics_access::set_http_status(diag, parser->status());
+            co_return read_failure(ec, config, facts, "body", diag);
+        }
+    } while (parser->status() / 100 == 1 && parser->status() != 101);
+
+    facts.status = parser->status();
+    diagnostics_access::set_http_status(diag, facts.status);
+    if (parser->should_retry() == "true")
+        facts.should_retry_header = true;
+    else if (parser->should_retry() == "false")
+        facts.should_retry_header = false;
+    if (!parser->retry_after_ms().empty() || !parser->retry_after().empty()) // rare: spare the clock read
+        facts.retry_after =
+            parse_retry_after(parser->retry_after_ms(), parser->retry_after(), std::chrono::system_clock::now());
+
+    // Bytes after a whole response, to a client that never pipelines, are the
+    // server's error: they would be read as the next request's response.
+    state.keep_alive = parser->keep_alive() && !parser->need_eof() && state.buffer.size() == 0;
+    state.complete = true;
+    const response_view view{parser->status(), parser->content_type(), parser->request_id(), parser->body()};
+    co_return interpret_response(view, config.api_key, response, diag);
+}
+
+} // namespace cartesia::detail
+
+#endif
