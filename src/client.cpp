@@ -3,7 +3,8 @@
 //
 // A request's attempt: acquire a connection (an idle one, else a new one if the
 // pool may grow, else wait in a FIFO queue), run one exchange, give the connection
-// back. A reused connection that fails before any response byte was probably
+// back. A new request that has to wait does so as a plain object, and only gets
+// its coroutine when a connection is handed to it. A reused connection that fails before any response byte was probably
 // closed by the server while idle: the request moves to another connection within
 // the same attempt, so that this never costs a retry or surfaces as an error.
 #include "token_operation.hpp"
@@ -141,6 +142,13 @@ public:
             arm(deadline_timer_, attempt.deadline, &client_impl::expire_deadlines);
     }
 
+    // A new request may start at once: nobody is queued before it, and a
+    // connection is idle or may be opened.
+    bool has_room_for_newcomer() const noexcept
+    {
+        return waiters_.empty() && (!idle_.empty() || connections_.size() < config_.max_connections);
+    }
+
     void enqueue(pooled_operation* op) { waiters_.push_back(op); }
     void dequeue(pooled_operation* op) { std::erase(waiters_, op); }
 
@@ -233,7 +241,12 @@ public:
     void wake(std::optional<connection_iterator> handed_over)
     {
         handed_over_ = handed_over;
-        waiting_ = false;
+        if (queued_unstarted_) {
+            queued_unstarted_ = false;
+            woken_unstarted_ = true;
+        } else {
+            waiting_ = false;
+        }
         wakeup_->cancel();
     }
 
@@ -242,20 +255,58 @@ public:
     void expire() override { deadline_passed(); }
 
 private:
+    std::shared_ptr<pooled_operation> shared_self()
+    {
+        return std::static_pointer_cast<pooled_operation>(shared_from_this());
+    }
+
+    void launch() override
+    {
+        asio::dispatch(strand_, [self = shared_self()] { self->launch_on_strand(); });
+    }
+
+    // A request that finds every connection busy waits in the queue as this object
+    // and one pending timer wait, which owns it: no coroutine frames until a
+    // connection is handed over (10,000 requests queued on a pool of 64 then cost
+    // a fraction of the memory).
+    void launch_on_strand()
+    {
+        pool_->track(*this); // from now on close() can reach this request
+        if (pool_->closed() || pool_->has_room_for_newcomer()) {
+            spawn();
+            return;
+        }
+        begin_attempt(1); // the wait counts against the deadline
+        first_attempt_begun_ = true;
+        queued_unstarted_ = true;
+        pool_->enqueue(this);
+        // The pool cancels the wait to wake it. The wait owns the request, so that
+        // destroying the io_context destroys both.
+        if (!wakeup_)
+            wakeup_.emplace(strand_); // only requests that ever wait need one
+        wakeup_->expires_at(asio::steady_timer::time_point::max());
+        wakeup_->async_wait([self = shared_self()](error_code) {
+            if (std::exchange(self->woken_unstarted_, false))
+                self->spawn();
+            else // the deadline, a cancellation or close()
+                self->complete_unstarted();
+        });
+    }
+
     asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
     {
-        if (!tracked_) {
-            // First time on the strand: from now on close() can reach this request.
-            tracked_ = true;
-            pool_->track(*this);
-        }
         for (;;) {
+            // Handed over while this request waited unstarted, else mostly an idle
+            // one at hand: either spares the coroutine frame of acquire().
+            auto it = std::exchange(handed_over_, std::nullopt);
             if (must_stop()) {
+                if (it)
+                    pool_->release(*it); // unused: still good for others
                 facts.ec = asio::error::operation_aborted;
                 co_return;
             }
-            // Mostly an idle connection is at hand: spare the coroutine frame of acquire().
-            auto it = pool_->take_idle();
+            if (!it)
+                it = pool_->take_idle();
             if (!it)
                 it = co_await acquire(facts);
             if (!it)
@@ -323,7 +374,7 @@ private:
                 co_return std::nullopt;
             }
             if (handed_over_)
-                co_return handed_over_;
+                co_return std::exchange(handed_over_, std::nullopt);
         }
     }
 
@@ -363,6 +414,12 @@ private:
 
     void abort_attempt() override
     {
+        if (queued_unstarted_) { // its wait ends, and the request with it
+            queued_unstarted_ = false;
+            pool_->dequeue(this);
+            wakeup_->cancel();
+            return;
+        }
         if (resolver_)
             resolver_->cancel();
         if (current_)
@@ -375,18 +432,20 @@ private:
 
     void on_finish() override
     {
-        if (tracked_)
-            pool_->untrack(*this);
+        pool_->untrack(*this);
+        if (handed_over_) // handed over, then cancelled before it could be used
+            pool_->release(*std::exchange(handed_over_, std::nullopt));
     }
 
     std::shared_ptr<client_impl> pool_;
     const request_tail request_tail_;
     std::optional<asio::steady_timer> wakeup_; // a waiter sleeps on it; the pool cancels it to wake
-    std::optional<tcp::resolver> resolver_;
+    std::unique_ptr<tcp::resolver> resolver_;  // made when a name needs resolving
     std::optional<connection_iterator> current_;
     std::optional<connection_iterator> handed_over_;
-    bool waiting_ = false;
-    bool tracked_ = false;
+    bool waiting_ = false;          // in the queue, its coroutine asleep in acquire()
+    bool queued_unstarted_ = false; // in the queue, no coroutine yet
+    bool woken_unstarted_ = false;  // handed a connection (or room) while unstarted
 };
 
 } // namespace

@@ -8,7 +8,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include <optional>
 #include <string>
 
 namespace cartesia::detail {
@@ -40,7 +39,7 @@ int verify_keeping_openssls_verdict(int preverified, X509_STORE_CTX* store)
 
 } // namespace
 
-asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::optional<tcp::resolver>& resolver,
+asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag)
 {
@@ -51,7 +50,7 @@ asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::option
         co_return error_code{};
     }
     if (!resolver)
-        resolver.emplace(executor);
+        resolver = std::make_unique<tcp::resolver>(executor);
     auto [ec, resolved] = co_await resolver->async_resolve(where.host, where.port, nothrow_awaitable);
     if (ec)
         co_return fail(diag, ec, "cannot resolve " + where.host);

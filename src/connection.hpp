@@ -12,7 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
-#include <optional>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -24,7 +24,7 @@ using tcp = asio::ip::tcp;
 // The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
 // wait), a name through `resolver`, which is created on first use so that an
 // owner's abort can cancel it. Fills diag on failure.
-asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::optional<tcp::resolver>& resolver,
+asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag);
 

@@ -51,6 +51,20 @@ private:
         co_return co_await connection_->exchange(request_head_, request_tail_.view(), config_, facts, response, diag_);
     }
 
+    void start_deadline(asio::steady_timer::time_point at) override
+    {
+        deadline_.expires_at(at);
+        deadline_.async_wait([weak = weak_from_this(), this](error_code ec) {
+            // The expiry of an earlier attempt may arrive after the next one re-armed
+            // the timer (cancel() cannot recall a completion already queued): ignore it.
+            if (auto self = weak.lock();
+                self && !ec && !completed() && deadline_.expiry() <= asio::steady_timer::clock_type::now())
+                deadline_passed();
+        });
+    }
+
+    void stop_deadline() override { deadline_.cancel(); }
+
     void abort_attempt() override
     {
         if (resolver_)
@@ -64,8 +78,9 @@ private:
     const std::string request_head_; // identical for every attempt
     const request_tail request_tail_;
     asio::ssl::context& tls_;
-    std::optional<tcp::resolver> resolver_; // none for an IP literal
+    std::unique_ptr<tcp::resolver> resolver_; // none for an IP literal
     std::optional<connection> connection_;
+    asio::steady_timer deadline_{strand_};
 };
 
 } // namespace

@@ -79,10 +79,50 @@ void token_operation::start()
         user_slot_ = slot;
         user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
     }
+    launch();
+}
+
+void token_operation::launch()
+{
+    spawn();
+}
+
+void token_operation::spawn()
+{
     asio::co_spawn(strand_, run(shared_from_this()),
                    [self = shared_from_this()](const std::exception_ptr& failure, result outcome) {
                        self->finish(failure, std::move(outcome));
                    });
+}
+
+void token_operation::begin_attempt(unsigned attempt)
+{
+    diag_.clear();
+    diagnostics_access::set_attempts(diag_, attempt);
+    timed_out_ = false;
+    start_deadline(time_after(config_.timeout));
+}
+
+error_code token_operation::explain_failure(error_code ec)
+{
+    // A deadline or a cancellation makes the pending step fail with whatever the
+    // closed socket reports; say what really happened.
+    if (ec && cancelled_)
+        return asio::error::operation_aborted;
+    if (ec && timed_out_) {
+        diagnostics_access::set_client_message(diag_, "no complete response within " +
+                                                          std::to_string(config_.timeout.count()) + " ms");
+        return error::timeout;
+    }
+    return ec;
+}
+
+void token_operation::complete_unstarted()
+{
+    stop_deadline();
+    result outcome;
+    outcome.ec = explain_failure(asio::error::operation_aborted);
+    finish(nullptr, std::move(outcome));
 }
 
 void token_operation::cancel(std::string_view why)
@@ -103,58 +143,29 @@ asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<to
     const unsigned max_attempts = 1 + static_cast<unsigned>(self->config_.max_retries);
     result outcome;
     for (unsigned attempt = 1;; ++attempt) {
-        self->diag_.clear();
-        diagnostics_access::set_attempts(self->diag_, attempt);
+        if (attempt > 1 || !self->first_attempt_begun_)
+            self->begin_attempt(attempt);
         outcome.response = {};
         if (self->cancelled_) {
+            self->stop_deadline();
             outcome.ec = asio::error::operation_aborted;
             break;
         }
         attempt_outcome facts;
-        self->timed_out_ = false;
-        self->start_deadline(time_after(self->config_.timeout));
         co_await self->attempt(facts, outcome.response);
         self->stop_deadline();
-        // A deadline or a cancellation makes the pending step fail with whatever the
-        // closed socket reports; say what really happened.
-        if (facts.ec && self->cancelled_) {
-            facts.ec = asio::error::operation_aborted;
-        } else if (facts.ec && self->timed_out_) {
-            facts.ec = error::timeout;
-            diagnostics_access::set_client_message(
-                self->diag_, "no complete response within " + std::to_string(self->config_.timeout.count()) + " ms");
-        }
+        facts.ec = self->explain_failure(facts.ec);
         outcome.ec = facts.ec;
         if (!facts.ec || attempt == max_attempts || self->cancelled_ || !is_retryable(facts))
             break;
-        if (!self->backoff_)
-            self->backoff_.emplace(self->strand_); // most operations never retry
+        if (!self->backoff_) // most operations never retry: no timer until one does
+            self->backoff_ = std::make_unique<asio::steady_timer>(self->strand_);
         self->backoff_->expires_after(retry_delay(attempt - 1, random_jitter(), facts.retry_after));
         co_await self->backoff_->async_wait(nothrow_awaitable);
         if (self->cancelled_)
             break;
     }
     co_return outcome;
-}
-
-void token_operation::start_deadline(asio::steady_timer::time_point at)
-{
-    if (!deadline_)
-        deadline_.emplace(strand_);
-    deadline_->expires_at(at);
-    deadline_->async_wait([weak = weak_from_this()](error_code ec) {
-        // The expiry of an earlier attempt may arrive after the next one re-armed
-        // the timer (cancel() cannot recall a completion already queued): ignore it.
-        if (auto self = weak.lock();
-            self && !ec && !self->completed_ && self->deadline_->expiry() <= asio::steady_timer::clock_type::now())
-            self->deadline_passed();
-    });
-}
-
-void token_operation::stop_deadline()
-{
-    if (deadline_)
-        deadline_->cancel();
 }
 
 void token_operation::deadline_passed()

@@ -43,13 +43,28 @@ public:
     token_operation(const token_operation&) = delete;
     token_operation& operator=(const token_operation&) = delete;
 
-    // Installs the cancellation bridge and spawns the coroutine. Any thread.
+    // Installs the cancellation bridge, then launch(). Any thread.
     void start();
 
     // Ends the operation with operation_aborted as soon as possible. On the strand.
     void cancel(std::string_view why);
 
 protected:
+    // Starts the attempts; by default spawn() at once. The pool may instead queue
+    // a request that finds no connection free without a coroutine, as a plain
+    // object: begin_attempt(1) first (the wait counts against the deadline), then
+    // spawn() when a connection is handed over, or complete_unstarted() when the
+    // deadline, a cancellation or close() ends the wait.
+    virtual void launch();
+    // Runs the retry loop and its attempts in a coroutine on the strand.
+    void spawn();
+    // Clears the diagnostics and starts the deadline of attempt number `attempt`.
+    // run() does it for each attempt, except for a first one begun before spawn().
+    void begin_attempt(unsigned attempt);
+    // Completes an operation that never spawned, with timeout or operation_aborted.
+    // On the strand.
+    void complete_unstarted();
+
     // One attempt: fill `facts` (its ec first) and `response`. The base arms the
     // deadline around it and maps failures caused by abort_attempt().
     virtual asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) = 0;
@@ -59,14 +74,16 @@ protected:
     virtual void on_finish() {}
 
     // Keep the deadline of an attempt: should `at` pass before stop_deadline(),
-    // call deadline_passed() on the strand. By default a timer of the operation's
-    // own; the pool keeps the deadlines of all its requests on one timer.
-    virtual void start_deadline(asio::steady_timer::time_point at);
-    virtual void stop_deadline();
+    // call deadline_passed() on the strand. The one-shot operation has a timer of
+    // its own; the pool keeps the deadlines of all its requests on one timer.
+    virtual void start_deadline(asio::steady_timer::time_point at) = 0;
+    virtual void stop_deadline() = 0;
     // The attempt ran out of time: mark it and abort it. On the strand.
     void deadline_passed();
 
     bool cancelled() const noexcept { return cancelled_; }
+    bool completed() const noexcept { return completed_; }
+    bool first_attempt_begun_ = false; // by the derived class, before spawn()
     bool timed_out() const noexcept { return timed_out_; }
 
     const strand_type strand_;
@@ -81,6 +98,8 @@ private:
     struct cancellation_bridge;
 
     static asio::awaitable<result> run(std::shared_ptr<token_operation> self);
+    // `ec`, or what really happened when a deadline or a cancellation caused it.
+    error_code explain_failure(error_code ec);
     void finish(const std::exception_ptr& failure, result outcome);
 
     asio::any_io_executor io_executor_;
@@ -90,9 +109,8 @@ private:
     // the operation's I/O keeps io_executor_'s context busy already.
     asio::any_completion_executor handler_work_;
     asio::cancellation_slot user_slot_;
-    diagnostics own_diag_;                       // used when the caller passed none
-    std::optional<asio::steady_timer> deadline_; // start_deadline()'s, made on first use
-    std::optional<asio::steady_timer> backoff_;
+    diagnostics own_diag_; // used when the caller passed none
+    std::unique_ptr<asio::steady_timer> backoff_;
     std::string cancel_reason_;
     bool cancelled_ = false;
     bool timed_out_ = false;

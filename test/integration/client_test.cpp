@@ -267,6 +267,57 @@ BOOST_AUTO_TEST_CASE(cancelling_a_queued_request_leaves_the_others_alone)
     BOOST_TEST(f.server.requests_received() == 2u);
 }
 
+// A queued request is handed the connection the first one leaves, and cancelled
+// before it could use it (the first one's handler cancels it): the connection must
+// go back to the pool, not stay lent to a request that ended.
+BOOST_FIXTURE_TEST_CASE(a_connection_handed_to_a_request_cancelled_meanwhile_goes_back, server_fixture)
+{
+    auto one = config;
+    one.max_connections = 1;
+    one.timeout = 5s;
+    cartesia::client client(io.get_executor(), tls, one);
+    asio::cancellation_signal signal;
+    result_log log{3, [&] { client.close(); }};
+    client.async_generate_token({}, [&](error_code ec, const token_response& response) {
+        log.recorder(0)(ec, response);
+        signal.emit(asio::cancellation_type::terminal);
+        client.async_generate_token({}, log.recorder(2));
+    });
+    client.async_generate_token({}, asio::bind_cancellation_slot(signal.slot(), log.recorder(1)));
+    io.run();
+    BOOST_TEST_REQUIRE(log.codes.size() == 3u);
+    BOOST_TEST(!log.codes[0]);
+    BOOST_TEST(log.codes[1] == asio::error::operation_aborted);
+    BOOST_TEST(!log.codes[2], log.codes[2].message()); // a timeout if the connection stayed lent
+    BOOST_TEST(log.tokens == 2);
+    BOOST_TEST(server.connections_accepted() == 1u);
+}
+
+// Requests queued behind busy connections, and the io_context destroyed without
+// running again: every request is freed with it (the sanitizer builds check for
+// leaks), and no handler runs.
+BOOST_AUTO_TEST_CASE(destroying_the_io_context_frees_queued_requests)
+{
+    std::optional<asio::io_context> io(std::in_place);
+    bool stop = false;
+    server_fixture f(notify_when_requests_reach(2, *io, [&] {
+        stop = true;
+        io->stop();
+    }));
+    auto hanging = f.config_with_fault("hang");
+    hanging.max_connections = 2;
+    int handlers_run = 0;
+    {
+        cartesia::client client(io->get_executor(), f.tls, hanging);
+        for (int i = 0; i < 6; ++i)
+            client.async_generate_token({}, [&](error_code, const token_response&) { ++handlers_run; });
+        io->run(); // until the server holds two requests; four wait in the queue
+    }
+    BOOST_TEST(stop);
+    io.reset();
+    BOOST_TEST(handlers_run == 0);
+}
+
 BOOST_FIXTURE_TEST_CASE(retries_deadlines_and_bad_input_as_the_free_function, server_fixture)
 {
     auto retrying = config_with_fault("once-503");
