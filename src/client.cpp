@@ -3,10 +3,12 @@
 //
 // A request's attempt: acquire a connection (an idle one, else a new one if the
 // pool may grow, else wait in a FIFO queue), run one exchange, give the connection
-// back. A new request that has to wait does so as a plain object, and only gets
-// its coroutine when a connection is handed to it. A reused connection that fails before any response byte was probably
-// closed by the server while idle: the request moves to another connection within
-// the same attempt, so that this never costs a retry or surfaces as an error.
+// back. A new request that has to wait does so as a plain object, and gets its
+// coroutine when its wait ends (a connection, or room to open one, handed to it;
+// its deadline; a cancellation). A reused connection that fails before any
+// response byte was probably closed by the server while idle: the request moves to
+// another connection within the same attempt, so that this never costs a retry or
+// surfaces as an error.
 #include "token_operation.hpp"
 
 #include <cartesia/client.hpp>
@@ -22,7 +24,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <list>
 #include <optional>
 
@@ -75,6 +76,21 @@ struct pooled_connection {
 };
 
 using connection_iterator = std::list<pooled_connection>::iterator;
+
+// A request waiting in the pool's FIFO queue. Intrusive, so that a request leaving
+// the queue early (deadline, cancellation) costs O(1) even with thousands queued.
+using waiter_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct waiter_tag>,
+                                                     boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class waiting_request : public waiter_hook {
+public:
+    // A connection for this request, or nullopt to try again (the pool has room
+    // to open one now). On the strand.
+    virtual void wake(std::optional<connection_iterator> handed_over) = 0;
+
+protected:
+    ~waiting_request() = default;
+};
 
 } // namespace
 
@@ -149,8 +165,18 @@ public:
         return waiters_.empty() && (!idle_.empty() || connections_.size() < config_.max_connections);
     }
 
-    void enqueue(pooled_operation* op) { waiters_.push_back(op); }
-    void dequeue(pooled_operation* op) { std::erase(waiters_, op); }
+    void enqueue(waiting_request& request) { waiters_.push_back(request); }
+    static void dequeue(waiting_request& request) { request.waiter_hook::unlink(); }
+
+    // A request that ends may have been woken to open a connection (room in the
+    // pool) and not have done so: pass the chance on, or the next waiter, and every
+    // request queued behind it, would wait for a wake-up that never comes. A spare
+    // wake-up only sends a request back to the queue.
+    void offer_room()
+    {
+        if (connections_.size() < config_.max_connections)
+            wake_next_waiter(std::nullopt);
+    }
 
     void resume_session_on(connection& link)
     {
@@ -212,7 +238,9 @@ private:
     // again cancels nothing.
     std::vector<connection_iterator> idle_;
     pool_timer idle_timer_{strand_};
-    std::deque<pooled_operation*> waiters_;
+    boost::intrusive::list<waiting_request, boost::intrusive::base_hook<waiter_hook>,
+                           boost::intrusive::constant_time_size<false>>
+        waiters_;
     boost::intrusive::list<timed_attempt, boost::intrusive::base_hook<deadline_hook>,
                            boost::intrusive::constant_time_size<false>>
         deadlines_;
@@ -226,7 +254,10 @@ private:
 
 namespace {
 
-class pooled_operation final : public token_operation, public tracked_operation, public timed_attempt {
+class pooled_operation final : public token_operation,
+                               public tracked_operation,
+                               public timed_attempt,
+                               public waiting_request {
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
@@ -236,17 +267,11 @@ public:
     {
     }
 
-    // From the pool, on the strand: a connection for this waiting request, or
-    // nullopt to try again (the pool has room to grow now).
-    void wake(std::optional<connection_iterator> handed_over)
+    void wake(std::optional<connection_iterator> handed_over) override
     {
         handed_over_ = handed_over;
-        if (queued_unstarted_) {
-            queued_unstarted_ = false;
-            woken_unstarted_ = true;
-        } else {
-            waiting_ = false;
-        }
+        queued_unstarted_ = false;
+        waiting_ = false;
         wakeup_->cancel();
     }
 
@@ -279,18 +304,16 @@ private:
         begin_attempt(1); // the wait counts against the deadline
         first_attempt_begun_ = true;
         queued_unstarted_ = true;
-        pool_->enqueue(this);
+        pool_->enqueue(*this);
         // The pool cancels the wait to wake it. The wait owns the request, so that
         // destroying the io_context destroys both.
         if (!wakeup_)
             wakeup_.emplace(strand_); // only requests that ever wait need one
         wakeup_->expires_at(asio::steady_timer::time_point::max());
-        wakeup_->async_wait([self = shared_self()](error_code) {
-            if (std::exchange(self->woken_unstarted_, false))
-                self->spawn();
-            else // the deadline, a cancellation or close()
-                self->complete_unstarted();
-        });
+        // Whatever ends the wait (a connection or room handed over, the deadline, a
+        // cancellation, close()), the retry loop takes it from there: it retries
+        // after a deadline, as it would for a request that waited in acquire().
+        wakeup_->async_wait([self = shared_self()](error_code) { self->spawn(); });
     }
 
     asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
@@ -362,14 +385,14 @@ private:
             // Every connection is busy: wait, first come first served.
             waiting_ = true;
             handed_over_.reset();
-            pool_->enqueue(this);
+            pool_->enqueue(*this);
             if (!wakeup_)
                 wakeup_.emplace(strand_); // only requests that ever wait need one
             wakeup_->expires_at(asio::steady_timer::time_point::max());
             co_await wakeup_->async_wait(nothrow_awaitable);
             if (waiting_) { // woken by a deadline, a cancellation or close()
                 waiting_ = false;
-                pool_->dequeue(this);
+                client_impl::dequeue(*this);
                 facts.ec = asio::error::operation_aborted;
                 co_return std::nullopt;
             }
@@ -416,7 +439,7 @@ private:
     {
         if (queued_unstarted_) { // its wait ends, and the request with it
             queued_unstarted_ = false;
-            pool_->dequeue(this);
+            client_impl::dequeue(*this);
             wakeup_->cancel();
             return;
         }
@@ -425,7 +448,7 @@ private:
         if (current_)
             (*current_)->link.abort();
         if (waiting_) {
-            pool_->dequeue(this); // so that no connection is handed to it any more
+            client_impl::dequeue(*this); // so that no connection is handed to it any more
             wakeup_->cancel();
         }
     }
@@ -435,6 +458,7 @@ private:
         pool_->untrack(*this);
         if (handed_over_) // handed over, then cancelled before it could be used
             pool_->release(*std::exchange(handed_over_, std::nullopt));
+        pool_->offer_room();
     }
 
     std::shared_ptr<client_impl> pool_;
@@ -445,7 +469,6 @@ private:
     std::optional<connection_iterator> handed_over_;
     bool waiting_ = false;          // in the queue, its coroutine asleep in acquire()
     bool queued_unstarted_ = false; // in the queue, no coroutine yet
-    bool woken_unstarted_ = false;  // handed a connection (or room) while unstarted
 };
 
 } // namespace
@@ -471,9 +494,9 @@ void client_impl::wake_next_waiter(std::optional<connection_iterator> handed_ove
             make_idle(*handed_over);
         return;
     }
-    pooled_operation* next = waiters_.front();
+    waiting_request& next = waiters_.front();
     waiters_.pop_front();
-    next->wake(handed_over);
+    next.wake(handed_over);
 }
 
 void client_impl::make_idle(connection_iterator it)
@@ -532,8 +555,9 @@ void client_impl::close()
     if (closed_)
         return;
     closed_ = true;
-    // Cancelling only closes sockets and timers: requests leave the list later,
-    // when their coroutines finish, so iterating it here is safe.
+    // Cancelling only closes sockets and cancels waits: requests leave the list
+    // later, when they complete (a queued one once its cancelled wait has spawned
+    // its coroutine), so iterating it here is safe.
     for (auto& op : active_)
         op.cancel_for_close();
     for (auto it : idle_) {

@@ -79,10 +79,16 @@ private:
     using string_view = boost::beast::string_view;
     using string = std::pmr::string;
 
-    static void keep_first(string& kept, string_view value)
+    // The fields kept, by their bit in seen_.
+    enum class kept : unsigned { content_type, request_id, should_retry, retry_after, retry_after_ms };
+
+    void keep_first(kept which, string& value_kept, string_view value)
     {
-        if (kept.empty())
-            kept.assign(value.data(), value.size());
+        const unsigned bit = 1U << static_cast<unsigned>(which);
+        if ((seen_ & bit) == 0) {
+            seen_ |= bit;
+            value_kept.assign(value.data(), value.size());
+        }
     }
 
     void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}
@@ -92,17 +98,17 @@ private:
     {
         using boost::beast::iequals;
         if (name == field::content_type)
-            keep_first(content_type_, value);
+            keep_first(kept::content_type, content_type_, value);
         else if (name == field::retry_after)
-            keep_first(retry_after_, value);
+            keep_first(kept::retry_after, retry_after_, value);
         else if (name != field::unknown)
             return; // the three below are not among Beast's known fields
         else if (iequals(name_string, "x-request-id"))
-            keep_first(request_id_, value);
+            keep_first(kept::request_id, request_id_, value);
         else if (iequals(name_string, "x-should-retry"))
-            keep_first(should_retry_, value);
+            keep_first(kept::should_retry, should_retry_, value);
         else if (iequals(name_string, "retry-after-ms"))
-            keep_first(retry_after_ms_, value);
+            keep_first(kept::retry_after_ms, retry_after_ms_, value);
     }
 
     void on_header_impl(error_code&) override {}
@@ -130,6 +136,7 @@ private:
     void on_finish_impl(error_code&) override {}
 
     unsigned status_ = 0;
+    unsigned seen_ = 0;
     string content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_, body_;
 };
 
@@ -156,6 +163,21 @@ inline error_code end_of_input(error_code ec, token_response_parser& parser)
     error_code eof;
     parser.put_eof(eof);
     return eof;
+}
+
+// What the head of the final response says: its status, and whether and when to
+// retry.
+inline void note_final_head(const token_response_parser& parser, attempt_outcome& facts, diagnostics& diag)
+{
+    facts.status = parser.status();
+    diagnostics_access::set_http_status(diag, facts.status);
+    if (parser.should_retry() == "true")
+        facts.should_retry_header = true;
+    else if (parser.should_retry() == "false")
+        facts.should_retry_header = false;
+    if (!parser.retry_after_ms().empty() || !parser.retry_after().empty()) // rare: spare the clock read
+        facts.retry_after =
+            parse_retry_after(parser.retry_after_ms(), parser.retry_after(), std::chrono::system_clock::now());
 }
 
 // Writes `request`, then reads its response under the configured limits, skipping
@@ -215,22 +237,14 @@ asio::awaitable<error_code> exchange_over(AsyncStream& stream, asio::const_buffe
         if (ec) {
             if (!parser->is_header_done())
                 co_return read_failure(ec, config, facts, "headers", diag);
-            // Known once the header is read, even if the body then fails (too
-            // large, cut off, late).
-            diagnostics_access::set_http_status(diag, parser->status());
+            // The head of the final response (a 1xx one has no body to fail in)
+            // says what happened even if the body then fails (too large, cut off,
+            // late): a 200 must not be retried, a 503 may be.
+            note_final_head(*parser, facts, diag);
             co_return read_failure(ec, config, facts, "body", diag);
         }
     } while (parser->status() / 100 == 1 && parser->status() != 101);
-
-    facts.status = parser->status();
-    diagnostics_access::set_http_status(diag, facts.status);
-    if (parser->should_retry() == "true")
-        facts.should_retry_header = true;
-    else if (parser->should_retry() == "false")
-        facts.should_retry_header = false;
-    if (!parser->retry_after_ms().empty() || !parser->retry_after().empty()) // rare: spare the clock read
-        facts.retry_after =
-            parse_retry_after(parser->retry_after_ms(), parser->retry_after(), std::chrono::system_clock::now());
+    note_final_head(*parser, facts, diag);
 
     // Bytes after a whole response, to a client that never pipelines, are the
     // server's error: they would be read as the next request's response.

@@ -117,14 +117,6 @@ error_code token_operation::explain_failure(error_code ec)
     return ec;
 }
 
-void token_operation::complete_unstarted()
-{
-    stop_deadline();
-    result outcome;
-    outcome.ec = explain_failure(asio::error::operation_aborted);
-    finish(nullptr, std::move(outcome));
-}
-
 void token_operation::cancel(std::string_view why)
 {
     if (completed_ || cancelled_)

@@ -51,19 +51,15 @@ public:
 
 protected:
     // Starts the attempts; by default spawn() at once. The pool may instead queue
-    // a request that finds no connection free without a coroutine, as a plain
-    // object: begin_attempt(1) first (the wait counts against the deadline), then
-    // spawn() when a connection is handed over, or complete_unstarted() when the
-    // deadline, a cancellation or close() ends the wait.
+    // a request that finds no connection free as a plain object, without a
+    // coroutine: it calls begin_attempt(1) first (the wait counts against the
+    // first attempt's deadline), then spawn() once the wait ends, whatever ended it.
     virtual void launch();
     // Runs the retry loop and its attempts in a coroutine on the strand.
     void spawn();
     // Clears the diagnostics and starts the deadline of attempt number `attempt`.
     // run() does it for each attempt, except for a first one begun before spawn().
     void begin_attempt(unsigned attempt);
-    // Completes an operation that never spawned, with timeout or operation_aborted.
-    // On the strand.
-    void complete_unstarted();
 
     // One attempt: fill `facts` (its ec first) and `response`. The base arms the
     // deadline around it and maps failures caused by abort_attempt().

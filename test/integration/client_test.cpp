@@ -168,11 +168,11 @@ BOOST_FIXTURE_TEST_CASE(each_idle_connection_gets_its_own_idle_timeout, server_f
     // Two requests at once open two connections. 150 ms after they are idle, a
     // third reuses one of them.
     asio::steady_timer later(io);
-    // Read by the watcher thread below.
+    // When the first connection became idle: the first completion. Read by the
+    // watcher thread below.
     std::atomic<cartesia::test::clock_type::time_point> first_idle{};
     std::optional<cartesia::test::clock_type::time_point> reused_idle;
     result_log log{2, [&] {
-                       first_idle = cartesia::test::clock_type::now();
                        later.expires_after(150ms);
                        later.async_wait([&](error_code) {
                            client.async_generate_token({}, [&](error_code ec, const token_response&) {
@@ -181,10 +181,16 @@ BOOST_FIXTURE_TEST_CASE(each_idle_connection_gets_its_own_idle_timeout, server_f
                            });
                        });
                    }};
-    client.async_generate_token({}, log.recorder(0));
-    client.async_generate_token({}, log.recorder(1));
-    // The other connection closes 300 ms after it became idle, not when the reused
-    // one does.
+    auto noting_first_idle = [&](int index) {
+        return [&, index](error_code ec, const token_response& response) {
+            if (first_idle.load() == cartesia::test::clock_type::time_point{})
+                first_idle = cartesia::test::clock_type::now();
+            log.recorder(index)(ec, response);
+        };
+    };
+    client.async_generate_token({}, noting_first_idle(0));
+    client.async_generate_token({}, noting_first_idle(1));
+    // The connection idle first closes 300 ms later, not when the reused one does.
     std::optional<long long> one_left_ms;
     std::thread watcher([&] {
         if (server.wait_for_open_connections(2, 5s) && server.wait_for_open_connections(1, 5s))
@@ -291,6 +297,53 @@ BOOST_FIXTURE_TEST_CASE(a_connection_handed_to_a_request_cancelled_meanwhile_goe
     BOOST_TEST(!log.codes[2], log.codes[2].message()); // a timeout if the connection stayed lent
     BOOST_TEST(log.tokens == 2);
     BOOST_TEST(server.connections_accepted() == 1u);
+}
+
+// A queued request is woken to open a connection (the server closed the only one),
+// then cancelled before it does: the chance must pass to the next request queued,
+// or it, and every request after it, waits until its deadline.
+BOOST_FIXTURE_TEST_CASE(a_request_woken_to_open_a_connection_and_cancelled_passes_the_chance_on, server_fixture)
+{
+    auto closing = config_with_fault("eof-delimited"); // every connection ends with its response
+    closing.max_connections = 1;
+    closing.timeout = 3s;
+    closing.max_retries = 0;
+    cartesia::client client(io.get_executor(), tls, closing);
+    asio::cancellation_signal signal;
+    result_log log{3, [&] { client.close(); }};
+    client.async_generate_token({}, [&](error_code ec, const token_response& response) {
+        log.recorder(0)(ec, response);
+        signal.emit(asio::cancellation_type::terminal);
+    });
+    client.async_generate_token({}, asio::bind_cancellation_slot(signal.slot(), log.recorder(1)));
+    client.async_generate_token({}, log.recorder(2));
+    const auto start = cartesia::test::clock_type::now();
+    io.run();
+    BOOST_TEST_REQUIRE(log.codes.size() == 3u);
+    BOOST_TEST(log.codes[0] == error_code{});
+    BOOST_TEST(log.codes[1] == asio::error::operation_aborted);
+    BOOST_TEST(log.codes[2] == error_code{}, log.codes[2].message());
+    BOOST_TEST(cartesia::test::milliseconds_since(start) < 2500);
+}
+
+// A request whose deadline passes while it waits in the queue is retried, as any
+// timed-out attempt.
+BOOST_FIXTURE_TEST_CASE(a_request_timing_out_in_the_queue_is_retried, server_fixture)
+{
+    auto hanging = config_with_fault("hang");
+    hanging.max_connections = 1;
+    hanging.timeout = 300ms;
+    hanging.max_retries = 1;
+    cartesia::client client(io.get_executor(), tls, hanging);
+    cartesia::diagnostics queued_diag;
+    result_log log{2, [&] { client.close(); }};
+    client.async_generate_token({}, log.recorder(0));
+    client.async_generate_token({}, queued_diag, log.recorder(1));
+    io.run();
+    BOOST_TEST_REQUIRE(log.codes.size() == 2u);
+    for (const auto& ec : log.codes)
+        BOOST_TEST(ec == error::timeout, ec.message());
+    BOOST_TEST(queued_diag.attempts() == 2u);
 }
 
 // Requests queued behind busy connections, and the io_context destroyed without

@@ -166,6 +166,38 @@ BOOST_AUTO_TEST_CASE(a_few_interim_responses_are_skipped_an_endless_stream_is_a_
     BOOST_TEST(broken.diag.client_message().find("interim") != std::string_view::npos, broken.diag.client_message());
 }
 
+// The head of a response decides about a retry even when its body then fails: a 503
+// cut off in its body is retried, a 200 cut off is not (its token may exist already).
+BOOST_AUTO_TEST_CASE(the_status_decides_about_a_retry_even_when_the_body_fails)
+{
+    auto answering_then = [](std::string bytes, cartesia::test::canned_response::ending then) {
+        cartesia::test::server_options options;
+        options.responder = [bytes = std::move(bytes), then](const cartesia::test::recorded_request&) {
+            cartesia::test::canned_response canned;
+            canned.raw = bytes;
+            canned.then = then;
+            return std::optional<cartesia::test::canned_response>(canned);
+        };
+        return options;
+    };
+    const std::string head_then_part_of_body = "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"t";
+    struct cut_off {
+        std::string status_line;
+        unsigned status, attempts;
+    };
+    for (const auto& cut : {cut_off{"HTTP/1.1 503 Service Unavailable", 503, 2}, cut_off{"HTTP/1.1 200 OK", 200, 1}}) {
+        server_fixture f(answering_then(cut.status_line + "\r\n" + head_then_part_of_body,
+                                        cartesia::test::canned_response::ending::close));
+        auto retrying = f.config;
+        retrying.max_retries = 1;
+        const auto r = mint(f, retrying);
+        BOOST_TEST(r.ec == error::bad_response, r.ec.message());
+        BOOST_TEST(r.diag.http_status() == cut.status);
+        BOOST_TEST(r.diag.attempts() == cut.attempts);
+        BOOST_TEST(f.server.requests_received() == cut.attempts);
+    }
+}
+
 // Bytes after a whole response would be read as the next request's response: the
 // pool must not hand that connection out again.
 BOOST_AUTO_TEST_CASE(a_connection_with_bytes_after_the_response_is_not_reused)
