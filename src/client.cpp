@@ -270,8 +270,7 @@ public:
     void wake(std::optional<connection_iterator> handed_over) override
     {
         handed_over_ = handed_over;
-        queued_unstarted_ = false;
-        waiting_ = false;
+        queued_ = false;
         wakeup_->cancel();
     }
 
@@ -302,18 +301,27 @@ private:
             return;
         }
         begin_attempt(1); // the wait counts against the deadline
-        first_attempt_begun_ = true;
-        queued_unstarted_ = true;
+        // The wait owns the request, so that destroying the io_context destroys both.
+        // Whatever ends it (a connection or room handed over, the deadline, a
+        // cancellation, close()), the retry loop takes it from there: it retries
+        // after a deadline, as it would for a request that waited in acquire().
+        join_queue().async_wait([self = shared_self()](error_code) {
+            self->queued_ = false;
+            self->spawn();
+        });
+    }
+
+    // Joins the pool's queue; returns the timer to sleep on, which the pool cancels
+    // to wake this request (wake()), and so does abort_attempt().
+    asio::steady_timer& join_queue()
+    {
+        queued_ = true;
+        handed_over_.reset();
         pool_->enqueue(*this);
-        // The pool cancels the wait to wake it. The wait owns the request, so that
-        // destroying the io_context destroys both.
         if (!wakeup_)
             wakeup_.emplace(strand_); // only requests that ever wait need one
         wakeup_->expires_at(asio::steady_timer::time_point::max());
-        // Whatever ends the wait (a connection or room handed over, the deadline, a
-        // cancellation, close()), the retry loop takes it from there: it retries
-        // after a deadline, as it would for a request that waited in acquire().
-        wakeup_->async_wait([self = shared_self()](error_code) { self->spawn(); });
+        return *wakeup_;
     }
 
     asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
@@ -322,16 +330,10 @@ private:
             // Handed over while this request waited unstarted, else mostly an idle
             // one at hand: either spares the coroutine frame of acquire().
             auto it = std::exchange(handed_over_, std::nullopt);
-            if (must_stop()) {
-                if (it)
-                    pool_->release(*it); // unused: still good for others
-                facts.ec = asio::error::operation_aborted;
-                co_return;
-            }
-            if (!it)
+            if (!it && !must_stop())
                 it = pool_->take_idle();
             if (!it)
-                it = co_await acquire(facts);
+                it = co_await acquire(facts); // operation_aborted when it must stop
             if (!it)
                 co_return; // facts.ec says why
             if (must_stop()) {
@@ -383,16 +385,8 @@ private:
                 co_return added;
             }
             // Every connection is busy: wait, first come first served.
-            waiting_ = true;
-            handed_over_.reset();
-            pool_->enqueue(*this);
-            if (!wakeup_)
-                wakeup_.emplace(strand_); // only requests that ever wait need one
-            wakeup_->expires_at(asio::steady_timer::time_point::max());
-            co_await wakeup_->async_wait(nothrow_awaitable);
-            if (waiting_) { // woken by a deadline, a cancellation or close()
-                waiting_ = false;
-                client_impl::dequeue(*this);
+            co_await join_queue().async_wait(nothrow_awaitable);
+            if (std::exchange(queued_, false)) { // woken by a deadline, a cancellation or close()
                 facts.ec = asio::error::operation_aborted;
                 co_return std::nullopt;
             }
@@ -437,20 +431,14 @@ private:
 
     void abort_attempt() override
     {
-        if (queued_unstarted_) { // its wait ends, and the request with it
-            queued_unstarted_ = false;
-            client_impl::dequeue(*this);
-            wakeup_->cancel();
-            return;
+        if (queued_) {
+            client_impl::dequeue(*this); // so that no connection is handed to it any more
+            wakeup_->cancel();           // ends its wait, with queued_ still set
         }
         if (resolver_)
             resolver_->cancel();
         if (current_)
             (*current_)->link.abort();
-        if (waiting_) {
-            client_impl::dequeue(*this); // so that no connection is handed to it any more
-            wakeup_->cancel();
-        }
     }
 
     void on_finish() override
@@ -467,8 +455,9 @@ private:
     std::unique_ptr<tcp::resolver> resolver_;  // made when a name needs resolving
     std::optional<connection_iterator> current_;
     std::optional<connection_iterator> handed_over_;
-    bool waiting_ = false;          // in the queue, its coroutine asleep in acquire()
-    bool queued_unstarted_ = false; // in the queue, no coroutine yet
+    // In the pool's queue (its coroutine asleep in acquire(), or none yet), and not
+    // woken by the pool: still set when its wait ends, the wait was aborted.
+    bool queued_ = false;
 };
 
 } // namespace

@@ -60,35 +60,31 @@ error_code read_failure(error_code ec, const client_config& config, const attemp
 // body is read. The first occurrence of a field wins, as a lookup would find it.
 class token_response_parser final : public boost::beast::http::basic_parser<false> {
 public:
-    explicit token_response_parser(std::pmr::memory_resource* arena)
-        : content_type_(arena), request_id_(arena), should_retry_(arena), retry_after_(arena), retry_after_ms_(arena),
-          body_(arena)
-    {
-    }
+    explicit token_response_parser(std::pmr::memory_resource* arena) : arena_(arena), body_(arena) {}
 
     unsigned status() const noexcept { return status_; }
-    std::string_view content_type() const noexcept { return content_type_; }
-    std::string_view request_id() const noexcept { return request_id_; }
-    std::string_view should_retry() const noexcept { return should_retry_; }
-    std::string_view retry_after() const noexcept { return retry_after_; }
-    std::string_view retry_after_ms() const noexcept { return retry_after_ms_; }
+    // The first value of each field kept; empty when the field did not come.
+    std::string_view content_type() const noexcept { return view(content_type_); }
+    std::string_view request_id() const noexcept { return view(request_id_); }
+    std::string_view should_retry() const noexcept { return view(should_retry_); }
+    std::string_view retry_after() const noexcept { return view(retry_after_); }
+    std::string_view retry_after_ms() const noexcept { return view(retry_after_ms_); }
     std::string_view body() const noexcept { return body_; }
 
 private:
     using field = boost::beast::http::field;
     using string_view = boost::beast::string_view;
-    using string = std::pmr::string;
+    using kept_field = std::optional<std::pmr::string>; // nullopt until the field comes
 
-    // The fields kept, by their bit in seen_.
-    enum class kept : unsigned { content_type, request_id, should_retry, retry_after, retry_after_ms };
-
-    void keep_first(kept which, string& value_kept, string_view value)
+    static std::string_view view(const kept_field& kept) noexcept
     {
-        const unsigned bit = 1U << static_cast<unsigned>(which);
-        if ((seen_ & bit) == 0) {
-            seen_ |= bit;
-            value_kept.assign(value.data(), value.size());
-        }
+        return kept ? std::string_view(*kept) : std::string_view();
+    }
+
+    void keep_first(kept_field& kept, string_view value)
+    {
+        if (!kept)
+            kept.emplace(value.data(), value.size(), arena_);
     }
 
     void on_request_impl(boost::beast::http::verb, string_view, string_view, int, error_code&) override {}
@@ -98,17 +94,17 @@ private:
     {
         using boost::beast::iequals;
         if (name == field::content_type)
-            keep_first(kept::content_type, content_type_, value);
+            keep_first(content_type_, value);
         else if (name == field::retry_after)
-            keep_first(kept::retry_after, retry_after_, value);
+            keep_first(retry_after_, value);
         else if (name != field::unknown)
             return; // the three below are not among Beast's known fields
         else if (iequals(name_string, "x-request-id"))
-            keep_first(kept::request_id, request_id_, value);
+            keep_first(request_id_, value);
         else if (iequals(name_string, "x-should-retry"))
-            keep_first(kept::should_retry, should_retry_, value);
+            keep_first(should_retry_, value);
         else if (iequals(name_string, "retry-after-ms"))
-            keep_first(kept::retry_after_ms, retry_after_ms_, value);
+            keep_first(retry_after_ms_, value);
     }
 
     void on_header_impl(error_code&) override {}
@@ -135,9 +131,10 @@ private:
 
     void on_finish_impl(error_code&) override {}
 
+    std::pmr::memory_resource* arena_;
     unsigned status_ = 0;
-    unsigned seen_ = 0;
-    string content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_, body_;
+    kept_field content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_;
+    std::pmr::string body_;
 };
 
 // Parses what `buffer` holds into `parser`. Returns need_more while the message

@@ -97,6 +97,7 @@ void token_operation::spawn()
 
 void token_operation::begin_attempt(unsigned attempt)
 {
+    begun_attempt_ = attempt;
     diag_.clear();
     diagnostics_access::set_attempts(diag_, attempt);
     timed_out_ = false;
@@ -135,7 +136,7 @@ asio::awaitable<token_operation::result> token_operation::run(std::shared_ptr<to
     const unsigned max_attempts = 1 + static_cast<unsigned>(self->config_.max_retries);
     result outcome;
     for (unsigned attempt = 1;; ++attempt) {
-        if (attempt > 1 || !self->first_attempt_begun_)
+        if (self->begun_attempt_ != attempt)
             self->begin_attempt(attempt);
         outcome.response = {};
         if (self->cancelled_) {

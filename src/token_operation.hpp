@@ -58,7 +58,7 @@ protected:
     // Runs the retry loop and its attempts in a coroutine on the strand.
     void spawn();
     // Clears the diagnostics and starts the deadline of attempt number `attempt`.
-    // run() does it for each attempt, except for a first one begun before spawn().
+    // run() does it for each attempt not begun yet (the first may be, before spawn()).
     void begin_attempt(unsigned attempt);
 
     // One attempt: fill `facts` (its ec first) and `response`. The base arms the
@@ -79,7 +79,6 @@ protected:
 
     bool cancelled() const noexcept { return cancelled_; }
     bool completed() const noexcept { return completed_; }
-    bool first_attempt_begun_ = false; // by the derived class, before spawn()
     bool timed_out() const noexcept { return timed_out_; }
 
     const strand_type strand_;
@@ -108,6 +107,7 @@ private:
     diagnostics own_diag_; // used when the caller passed none
     std::unique_ptr<asio::steady_timer> backoff_;
     std::string cancel_reason_;
+    unsigned begun_attempt_ = 0; // the number of the attempt begin_attempt() began last
     bool cancelled_ = false;
     bool timed_out_ = false;
     bool completed_ = false;
