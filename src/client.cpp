@@ -1,31 +1,23 @@
-// cartesia::client: requests (pooled_operation) borrow connections from the pool
-// (client_impl). All shared state lives on one strand.
-//
-// A request's attempt: acquire a connection (an idle one, else a new one if the
-// pool may grow, else wait in a FIFO queue), run one exchange, give the connection
-// back. A new request that has to wait does so as a plain object, and gets its
-// coroutine when its wait ends (a connection, or room to open one, handed to it;
-// its deadline; a cancellation). A reused connection that fails before any
-// response byte was probably closed by the server while idle: the request moves to
-// another connection within the same attempt, so that this never costs a retry or
-// surfaces as an error.
-#include "token_operation.hpp"
+// cartesia::client: the one driver (request_op.hpp) over a pool of keep-alive
+// connections. The pool's bookkeeping is sans-io (pool_state.hpp, deadline_list.hpp);
+// client_impl carries out its answers on one strand: it opens connections (a task
+// per connection), closes them, wakes waiting requests, and keeps two timers, one
+// for every attempt's deadline and one for the idle connections.
+#include "deadline_list.hpp"
+#include "pool_state.hpp"
+#include "request_op.hpp"
 
 #include <cartesia/client.hpp>
 #include <cartesia/detail/client_access.hpp>
 #include <cartesia/error.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/intrusive/list.hpp>
 
 #include <openssl/ssl.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <list>
-#include <optional>
 
 namespace cartesia::detail {
 namespace {
@@ -35,70 +27,25 @@ struct ssl_session_deleter {
 };
 using ssl_session_ptr = std::unique_ptr<SSL_SESSION, ssl_session_deleter>;
 
-class pooled_operation;
+using pool_type = pool_state<connection>;
+using deadline_list = basic_deadline_list<asio::steady_timer::clock_type>;
 
-// What the pool knows of a request it may have to cancel (on close()). Intrusive:
-// tracking a request costs no allocation. auto_unlink: a request destroyed without
-// finishing (its io_context destroyed first) leaves the list by itself.
+// The requests close() must reach. Intrusive: tracking costs no allocation, and a
+// request destroyed without finishing (its io_context destroyed first) leaves by itself.
 using tracked_hook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+class tracked_request : public tracked_hook {};
 
-class tracked_operation : public tracked_hook {
-public:
-    virtual void cancel_for_close() = 0;
-
-protected:
-    ~tracked_operation() = default;
-};
-
-// What the pool knows of a request's attempt in flight: when its deadline passes.
-// Every attempt of a client has the same timeout, so attempts expire in the order
-// they started: the pool keeps them in a list in that order, one timer serves
-// them all, and an attempt that ends in time just leaves the list (no timer to
-// cancel, no cancelled wait to complete).
-using deadline_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct deadline_tag>,
-                                                       boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
-
-class timed_attempt : public deadline_hook {
-public:
-    asio::steady_timer::time_point deadline;
-    virtual void expire() = 0;
-
-protected:
-    ~timed_attempt() = default;
-};
-
-struct pooled_connection {
-    pooled_connection(const strand_type& strand, asio::ssl::context& tls) : link(strand, tls) {}
-
-    connection link;
-    asio::steady_timer::time_point idle_until; // while idle: when the pool closes it
-    std::size_t exchanges = 0;
-};
-
-using connection_iterator = std::list<pooled_connection>::iterator;
-
-// A request waiting in the pool's FIFO queue. Intrusive, so that a request leaving
-// the queue early (deadline, cancellation) costs O(1) even with thousands queued.
-using waiter_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct waiter_tag>,
-                                                     boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
-
-class waiting_request : public waiter_hook {
-public:
-    // A connection for this request, or nullopt to try again (the pool has room
-    // to open one now). On the strand.
-    virtual void wake(std::optional<connection_iterator> handed_over) = 0;
-
-protected:
-    ~waiting_request() = default;
-};
+constexpr std::string_view closed_reason = "the client was closed";
 
 } // namespace
 
-class client_impl : public std::enable_shared_from_this<client_impl> {
+class pooled_operation;
+
+class client_impl final : public std::enable_shared_from_this<client_impl>, public connection_source {
 public:
     client_impl(asio::any_io_executor executor, asio::ssl::context& tls, client_config config)
         : executor_(std::move(executor)), strand_(make_operation_strand(executor_)), tls_(tls),
-          config_(std::move(config))
+          config_(std::move(config)), pool_(config_.max_connections)
     {
         // Checked once; a bad configuration fails each operation, before any I/O.
         config_error_ = validate(config_, {}, where_, config_diag_);
@@ -109,106 +56,26 @@ public:
     const asio::any_io_executor& executor() const noexcept { return executor_; }
     const strand_type& strand() const noexcept { return strand_; }
     const client_config& config() const noexcept { return config_; }
-    const endpoint& where() const noexcept { return where_; }
     const std::string& request_head() const noexcept { return request_head_; }
-    bool closed() const noexcept { return closed_; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
+    std::size_t connections_opened() const noexcept { return pool_.connections_opened(); }
 
     // --- on the strand ---------------------------------------------------------
 
-    void track(tracked_operation& op) { active_.push_back(op); }
-    void untrack(tracked_operation& op) { active_.erase(active_.iterator_to(op)); }
-
-    // An idle connection, most recently used first (its TLS state is warmest).
-    std::optional<connection_iterator> take_idle()
-    {
-        if (idle_.empty())
-            return std::nullopt;
-        auto it = idle_.back();
-        idle_.pop_back();
-        return it;
-    }
-
-    // A new connection slot, when the pool may grow.
-    std::optional<connection_iterator> add_connection()
-    {
-        if (connections_.size() >= config_.max_connections)
-            return std::nullopt;
-        connections_.emplace_back(strand_, tls_);
-        ++connections_opened_;
-        return std::prev(connections_.end());
-    }
-
-    void remove_connection(connection_iterator it)
-    {
-        connections_.erase(it);
-        wake_next_waiter(std::nullopt); // the pool has room for a new connection
-    }
-
-    // Returns a connection after an exchange: to the next waiter, to the idle set,
-    // or closed when the server does not keep it alive.
-    void release(connection_iterator it);
-
-    // Deadlines are watched in the order they are given, which is their order:
-    // see timed_attempt.
-    void watch_deadline(timed_attempt& attempt)
-    {
-        deadlines_.push_back(attempt);
-        if (!deadline_timer_.armed)
-            arm(deadline_timer_, attempt.deadline, &client_impl::expire_deadlines);
-    }
-
-    // A new request may start at once: nobody is queued before it, and a
-    // connection is idle or may be opened.
-    bool has_room_for_newcomer() const noexcept
-    {
-        return waiters_.empty() && (!idle_.empty() || connections_.size() < config_.max_connections);
-    }
-
-    void enqueue(waiting_request& request) { waiters_.push_back(request); }
-    static void dequeue(waiting_request& request) { request.waiter_hook::unlink(); }
-
-    // A request that ends may have been woken to open a connection (room in the
-    // pool) and not have done so: pass the chance on, or the next waiter, and every
-    // request queued behind it, would wait for a wake-up that never comes. A spare
-    // wake-up only sends a request back to the queue.
-    void offer_room()
-    {
-        if (connections_.size() < config_.max_connections)
-            wake_next_waiter(std::nullopt);
-    }
-
-    void resume_session_on(connection& link)
-    {
-        if (session_)
-            SSL_set_session(link.native_handle(), session_.get());
-    }
-
-    // After an exchange: keep the newest resumable session (with TLS 1.3 the ticket
-    // arrives after the handshake, so only now is there one to keep).
-    void remember_session(connection& link)
-    {
-        SSL* handle = link.native_handle();
-        if (SSL_session_reused(handle) && session_)
-            return;
-        ssl_session_ptr session(SSL_get1_session(handle));
-        if (session && SSL_SESSION_is_resumable(session.get()))
-            session_ = std::move(session);
-    }
-
+    bool closed() const noexcept { return pool_.closed(); }
     void close();
 
-    std::size_t connections_opened() const noexcept { return connections_opened_; }
-
-    const tcp::resolver::results_type* cached_endpoints() const noexcept
-    {
-        return endpoints_.empty() ? nullptr : &endpoints_;
-    }
-    void cache_endpoints(tcp::resolver::results_type endpoints) { endpoints_ = std::move(endpoints); }
-    void forget_endpoints() { endpoints_ = {}; }
+    // connection_source, for the pooled requests
+    bool acquire(request_op& op) override;
+    void abort_acquire(request_op& op) override;
+    std::optional<std::string_view> admit(request_op& op) override;
+    bool release(request_op& op, const attempt_outcome* exchange) override;
+    void abort_release(request_op&) override { BOOST_ASSERT(false); } // releasing never waits
+    void start_deadline(request_op& op, asio::steady_timer::time_point at) override;
+    void stop_deadline(request_op& op) override;
+    void finished(request_op& op) override;
 
 private:
-    void wake_next_waiter(std::optional<connection_iterator> handed_over);
     // One of the pool's two timers, each set for the earliest of many times (the
     // first deadline, the oldest idle connection) and never set again while a wait
     // is pending: no wait is ever cancelled, except by close().
@@ -218,9 +85,19 @@ private:
         bool armed = false;
     };
     void arm(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)());
-    void make_idle(connection_iterator it);
-    void close_idle_connections();
     void expire_deadlines();
+    void close_idle_connections();
+    void arm_idle_timer();
+
+    // The connection's task: resolve (once for the pool), connect, handshake,
+    // then report to the pool.
+    void open_connection(pool_type::node* node);
+    asio::awaitable<error_code> open(connection& link, diagnostics& diag);
+    void opened(pool_type::node& node, error_code ec, const diagnostics& diag);
+    // Closes a connection the pool has marked closing, and opens its replacement
+    // when requests wait.
+    void close_connection(pool_type::node& node);
+    void remember_session(connection& link);
 
     asio::any_io_executor executor_;
     strand_type strand_;
@@ -231,52 +108,44 @@ private:
     error_code config_error_;
     diagnostics config_diag_;
 
-    std::list<pooled_connection> connections_;
-    // Idle connections, in the order they became idle: requests take the most
-    // recent (its TLS state is warmest), the idle timeout closes the oldest. One
-    // timer, set for the oldest, serves them all: a connection that is taken
-    // again cancels nothing.
-    std::vector<connection_iterator> idle_;
-    pool_timer idle_timer_{strand_};
-    boost::intrusive::list<waiting_request, boost::intrusive::base_hook<waiter_hook>,
-                           boost::intrusive::constant_time_size<false>>
-        waiters_;
-    boost::intrusive::list<timed_attempt, boost::intrusive::base_hook<deadline_hook>,
-                           boost::intrusive::constant_time_size<false>>
-        deadlines_;
+    pool_type pool_;
+    deadline_list deadlines_;
     pool_timer deadline_timer_{strand_};
-    boost::intrusive::list<tracked_operation, boost::intrusive::constant_time_size<false>> active_;
-    tcp::resolver::results_type endpoints_;
-    ssl_session_ptr session_;
-    std::size_t connections_opened_ = 0;
-    bool closed_ = false;
+    pool_timer idle_timer_{strand_};
+    boost::intrusive::list<tracked_request, boost::intrusive::base_hook<tracked_hook>,
+                           boost::intrusive::constant_time_size<false>>
+        active_;
+    std::unique_ptr<tcp::resolver> resolver_; // made when the name needs resolving
+    tcp::resolver::results_type endpoints_;   // the last good resolution, shared by all connections
+    ssl_session_ptr session_;                 // the newest resumable TLS session
 };
 
-namespace {
-
-class pooled_operation final : public token_operation,
-                               public tracked_operation,
-                               public timed_attempt,
-                               public waiting_request {
+// A request of the pool: the driver, plus what the pool knows of it. A request
+// that finds every connection busy waits as this object and one pending timer
+// wait, which owns it: no frames, and destroying the io_context destroys both.
+class pooled_operation final : public request_op,
+                               public pool_waiter<connection>,
+                               public deadline_list::item,
+                               public tracked_request {
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
-        : token_operation(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(),
-                          pool->config(), diag),
-          pool_(std::move(pool)), request_tail_(serialize_request_tail(request))
+        : request_op(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(),
+                     pool->config(), pool->request_head(), request, diag, *pool),
+          pool_(std::move(pool))
     {
     }
 
-    void wake(std::optional<connection_iterator> handed_over) override
+    // Sleeps until the pool hands a connection (or a failure) over, or the wait is aborted.
+    void wait_for_connection()
     {
-        handed_over_ = handed_over;
-        queued_ = false;
-        wakeup_->cancel();
+        if (!wakeup_)
+            wakeup_.emplace(strand()); // only requests that ever wait need one
+        wakeup_->expires_at(asio::steady_timer::time_point::max());
+        wakeup_->async_wait([self = shared_self()](error_code) { self->connection_arrived(); });
     }
 
-    void cancel_for_close() override { cancel("the client was closed"); }
-
-    void expire() override { deadline_passed(); }
+    void wake() { wakeup_->cancel(); }
 
 private:
     std::shared_ptr<pooled_operation> shared_self()
@@ -284,216 +153,169 @@ private:
         return std::static_pointer_cast<pooled_operation>(shared_from_this());
     }
 
-    void launch() override
+    void connection_arrived()
     {
-        asio::dispatch(strand_, [self = shared_self()] { self->launch_on_strand(); });
-    }
-
-    // A request that finds every connection busy waits in the queue as this object
-    // and one pending timer wait, which owns it: no coroutine frames until a
-    // connection is handed over (10,000 requests queued on a pool of 64 then cost
-    // a fraction of the memory).
-    void launch_on_strand()
-    {
-        pool_->track(*this); // from now on close() can reach this request
-        if (pool_->closed() || pool_->has_room_for_newcomer()) {
-            spawn();
+        if (auto* node = std::exchange(handed, nullptr)) {
+            set_connection(&*node->link, node->exchanges > 0);
+            node_ = node;
+            acquire_done({});
             return;
         }
-        begin_attempt(1); // the wait counts against the deadline
-        // The wait owns the request, so that destroying the io_context destroys both.
-        // Whatever ends it (a connection or room handed over, the deadline, a
-        // cancellation, close()), the retry loop takes it from there: it retries
-        // after a deadline, as it would for a request that waited in acquire().
-        join_queue().async_wait([self = shared_self()](error_code) {
-            self->queued_ = false;
-            self->spawn();
-        });
+        // A failure handed over by the pool, or an aborted wait.
+        acquire_done(failure ? failure : error_code(asio::error::operation_aborted));
     }
 
-    // Joins the pool's queue; returns the timer to sleep on, which the pool cancels
-    // to wake this request (wake()), and so does abort_attempt().
-    asio::steady_timer& join_queue()
-    {
-        queued_ = true;
-        handed_over_.reset();
-        pool_->enqueue(*this);
-        if (!wakeup_)
-            wakeup_.emplace(strand_); // only requests that ever wait need one
-        wakeup_->expires_at(asio::steady_timer::time_point::max());
-        return *wakeup_;
-    }
+public:
+    pool_type::node* node_ = nullptr; // the connection lent, while acquired
 
-    asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
-    {
-        for (;;) {
-            // Handed over while this request waited unstarted, else mostly an idle
-            // one at hand: either spares the coroutine frame of acquire().
-            auto it = std::exchange(handed_over_, std::nullopt);
-            if (!it && !must_stop())
-                it = pool_->take_idle();
-            if (!it)
-                it = co_await acquire(facts); // operation_aborted when it must stop
-            if (!it)
-                co_return; // facts.ec says why
-            if (must_stop()) {
-                pool_->release(*it); // unused: still good for others
-                facts.ec = asio::error::operation_aborted;
-                co_return;
-            }
-            current_ = *it;
-            const std::size_t previous_exchanges = (*it)->exchanges;
-            facts.ec = co_await (*it)->link.exchange(pool_->request_head(), request_tail_.view(), config_, facts,
-                                                     response, diag_);
-            ++(*it)->exchanges;
-            current_.reset();
-            const bool stale = facts.ec && !facts.response_started && previous_exchanges > 0 && !cancelled() &&
-                               !timed_out() && !pool_->closed();
-            if (!facts.ec || facts.response_started)
-                pool_->remember_session((*it)->link);
-            pool_->release(*it);
-            if (!stale)
-                co_return;
-            // The server closed this idle connection; not the request's fault.
-            facts = {};
-            const unsigned attempts = diag_.attempts();
-            diag_.clear();
-            diagnostics_access::set_attempts(diag_, attempts);
-        }
-    }
-
-    // A connection for one exchange, or nullopt with facts.ec set.
-    asio::awaitable<std::optional<connection_iterator>> acquire(attempt_outcome& facts)
-    {
-        for (;;) {
-            // Also after a wake-up: a deadline or a cancellation may have come
-            // between the pool waking this request and the request resuming.
-            if (must_stop()) {
-                facts.ec = asio::error::operation_aborted;
-                co_return std::nullopt;
-            }
-            if (auto idle = pool_->take_idle())
-                co_return idle;
-            if (auto added = pool_->add_connection()) {
-                current_ = *added;
-                facts.ec = co_await open(**added);
-                current_.reset();
-                if (facts.ec) {
-                    pool_->remove_connection(*added);
-                    co_return std::nullopt;
-                }
-                co_return added;
-            }
-            // Every connection is busy: wait, first come first served.
-            co_await join_queue().async_wait(nothrow_awaitable);
-            if (std::exchange(queued_, false)) { // woken by a deadline, a cancellation or close()
-                facts.ec = asio::error::operation_aborted;
-                co_return std::nullopt;
-            }
-            if (handed_over_)
-                co_return std::exchange(handed_over_, std::nullopt);
-        }
-    }
-
-    asio::awaitable<error_code> open(pooled_connection& pooled)
-    {
-        const endpoint& where = pool_->where();
-        tcp::resolver::results_type endpoints;
-        if (const auto* cached = pool_->cached_endpoints()) {
-            endpoints = *cached;
-        } else if (auto ec = co_await resolve_endpoints(where, resolver_, strand_, endpoints, diag_)) {
-            co_return ec;
-        }
-        pool_->cache_endpoints(endpoints);
-        pool_->resume_session_on(pooled.link);
-        error_code ec = co_await pooled.link.open(where, endpoints, diag_);
-        if (ec && ec.category() != asio::error::get_ssl_category())
-            pool_->forget_endpoints(); // resolve afresh next time
-        co_return ec;
-    }
-
-    // True when the attempt must end now. A closed pool also cancels the request,
-    // so that the retry loop stops instead of backing off and trying again.
-    bool must_stop()
-    {
-        if (pool_->closed())
-            cancel("the client was closed");
-        return cancelled() || timed_out();
-    }
-
-    void start_deadline(asio::steady_timer::time_point at) override
-    {
-        deadline = at;
-        pool_->watch_deadline(*this);
-    }
-
-    void stop_deadline() override { deadline_hook::unlink(); }
-
-    void abort_attempt() override
-    {
-        if (queued_) {
-            client_impl::dequeue(*this); // so that no connection is handed to it any more
-            wakeup_->cancel();           // ends its wait, with queued_ still set
-        }
-        if (resolver_)
-            resolver_->cancel();
-        if (current_)
-            (*current_)->link.abort();
-    }
-
-    void on_finish() override
-    {
-        pool_->untrack(*this);
-        if (handed_over_) // handed over, then cancelled before it could be used
-            pool_->release(*std::exchange(handed_over_, std::nullopt));
-        pool_->offer_room();
-    }
-
+private:
     std::shared_ptr<client_impl> pool_;
-    const request_tail request_tail_;
-    std::optional<asio::steady_timer> wakeup_; // a waiter sleeps on it; the pool cancels it to wake
-    std::unique_ptr<tcp::resolver> resolver_;  // made when a name needs resolving
-    std::optional<connection_iterator> current_;
-    std::optional<connection_iterator> handed_over_;
-    // In the pool's queue (its coroutine asleep in acquire(), or none yet), and not
-    // woken by the pool: still set when its wait ends, the wait was aborted.
-    bool queued_ = false;
+    std::optional<asio::steady_timer> wakeup_; // the pool cancels it to wake the request
 };
 
+namespace {
+pooled_operation& pooled(request_op& op)
+{
+    return static_cast<pooled_operation&>(op);
+}
 } // namespace
 
-void client_impl::release(connection_iterator it)
+std::optional<std::string_view> client_impl::admit(request_op& op)
 {
-    if (closed_ || !it->link.reusable()) {
-        it->link.close_quietly(); // a no-op for the TLS state of an aborted one
-        remove_connection(it);
-        return;
-    }
-    if (!waiters_.empty()) {
-        wake_next_waiter(it);
-        return;
-    }
-    make_idle(it);
+    active_.push_back(pooled(op)); // from now on close() can reach this request
+    if (pool_.closed())
+        return closed_reason;
+    return std::nullopt;
 }
 
-void client_impl::wake_next_waiter(std::optional<connection_iterator> handed_over)
+bool client_impl::acquire(request_op& op)
 {
-    if (waiters_.empty()) {
-        if (handed_over) // nobody wants it after all
-            make_idle(*handed_over);
-        return;
+    auto& request = pooled(op);
+    const auto answer = pool_.acquire(request);
+    if (answer.kind == pool_type::acquire_kind::use) {
+        request.node_ = answer.connection;
+        request.set_connection(&*answer.connection->link, answer.connection->exchanges > 0);
+        return true;
     }
-    waiting_request& next = waiters_.front();
-    waiters_.pop_front();
-    next.wake(handed_over);
+    if (answer.open)
+        open_connection(answer.open);
+    request.wait_for_connection();
+    return false;
 }
 
-void client_impl::make_idle(connection_iterator it)
+void client_impl::abort_acquire(request_op& op)
 {
-    it->idle_until = time_after(config_.idle_timeout);
-    idle_.push_back(it);
-    if (!idle_timer_.armed)
-        arm(idle_timer_, it->idle_until, &client_impl::close_idle_connections);
+    auto& request = pooled(op);
+    if (request.queued()) {
+        pool_type::leave(request); // so that no connection is handed to it any more
+        request.wake();            // its wait ends with nothing handed: aborted
+    }
+    // Else a connection or a failure is handed over already, and on its way.
+}
+
+bool client_impl::release(request_op& op, const attempt_outcome* exchange)
+{
+    auto& request = pooled(op);
+    pool_type::node& node = *std::exchange(request.node_, nullptr);
+    connection& link = *node.link;
+    if (exchange) {
+        ++node.exchanges;
+        if (!exchange->ec || exchange->response_started)
+            remember_session(link);
+    }
+    const auto answer = pool_.release(node, link.reusable(), asio::steady_timer::clock_type::now(),
+                                      config_.idle_timeout);
+    switch (answer.kind) {
+    case pool_type::release_kind::handed_over:
+        static_cast<pooled_operation*>(answer.to)->wake();
+        break;
+    case pool_type::release_kind::kept_idle:
+        arm_idle_timer();
+        break;
+    case pool_type::release_kind::close:
+        close_connection(node);
+        break;
+    }
+    return true;
+}
+
+void client_impl::start_deadline(request_op& op, asio::steady_timer::time_point at)
+{
+    if (deadlines_.watch(pooled(op), at) && !deadline_timer_.armed)
+        arm(deadline_timer_, at, &client_impl::expire_deadlines);
+}
+
+void client_impl::stop_deadline(request_op& op)
+{
+    deadline_list::unwatch(pooled(op));
+}
+
+void client_impl::finished(request_op& op)
+{
+    pooled(op).tracked_request::unlink();
+}
+
+void client_impl::open_connection(pool_type::node* node)
+{
+    node->link.emplace(strand_, tls_);
+    auto diag = std::make_shared<diagnostics>();
+    asio::co_spawn(strand_, open(*node->link, *diag),
+                   [self = shared_from_this(), node, diag](const std::exception_ptr& failure, error_code ec) {
+                       if (failure) // only allocation failures can get here
+                           ec = make_error_code(boost::system::errc::not_enough_memory);
+                       self->opened(*node, ec, *diag);
+                   });
+}
+
+asio::awaitable<error_code> client_impl::open(connection& link, diagnostics& diag)
+{
+    tcp::resolver::results_type endpoints = endpoints_;
+    if (endpoints.empty()) {
+        if (auto ec = co_await resolve_endpoints(where_, resolver_, strand_, endpoints, diag))
+            co_return ec;
+        endpoints_ = endpoints;
+    }
+    if (session_)
+        SSL_set_session(link.native_handle(), session_.get());
+    error_code ec = co_await link.open(where_, endpoints, diag);
+    if (ec && ec.category() != asio::error::get_ssl_category())
+        endpoints_ = {}; // resolve afresh next time
+    co_return ec;
+}
+
+void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics& diag)
+{
+    const auto answer = pool_.opened(node, ec, asio::steady_timer::clock_type::now(), config_.idle_timeout);
+    if (answer.to != nullptr) {
+        auto* request = static_cast<pooled_operation*>(answer.to);
+        if (ec) // the request tells its story: the connection's failure is its attempt's
+            diagnostics_access::set_client_message(request->diag(), std::string(diag.client_message()));
+        request->wake();
+    }
+    if (ec || answer.close_it)
+        close_connection(node);
+    else if (answer.to == nullptr)
+        arm_idle_timer();
+}
+
+void client_impl::close_connection(pool_type::node& node)
+{
+    if (node.link)
+        node.link->close_quietly(); // a no-op for the TLS state of an aborted one
+    if (auto* replacement = pool_.remove(node))
+        open_connection(replacement);
+}
+
+// After an exchange: keep the newest resumable session (with TLS 1.3 the ticket
+// arrives after the handshake, so only now is there one to keep).
+void client_impl::remember_session(connection& link)
+{
+    SSL* handle = link.native_handle();
+    if (SSL_session_reused(handle) && session_)
+        return;
+    ssl_session_ptr session(SSL_get1_session(handle));
+    if (session && SSL_SESSION_is_resumable(session.get()))
+        session_ = std::move(session);
 }
 
 void client_impl::arm(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)())
@@ -510,53 +332,51 @@ void client_impl::arm(pool_timer& which, asio::steady_timer::time_point at, void
     });
 }
 
-// Closes the connections idle for idle_timeout: the oldest ones, at the front.
+void client_impl::arm_idle_timer()
+{
+    if (!idle_timer_.armed && pool_.idle_count() > 0)
+        arm(idle_timer_, pool_.next_idle_expiry(), &client_impl::close_idle_connections);
+}
+
 void client_impl::close_idle_connections()
 {
-    const auto now = asio::steady_timer::clock_type::now();
-    const auto first_kept =
-        std::find_if(idle_.begin(), idle_.end(), [now](connection_iterator c) { return c->idle_until > now; });
-    for (auto expired = idle_.begin(); expired != first_kept; ++expired) {
-        (*expired)->link.close_quietly();
-        connections_.erase(*expired);
-    }
-    idle_.erase(idle_.begin(), first_kept);
-    if (!idle_.empty())
-        arm(idle_timer_, idle_.front()->idle_until, &client_impl::close_idle_connections);
+    for (auto* node : pool_.expire_idle(asio::steady_timer::clock_type::now()))
+        close_connection(*node);
+    arm_idle_timer();
 }
 
 // Attempts that ended in time have left the list: the timer may find the first
 // deadline still ahead, and then only waits again.
 void client_impl::expire_deadlines()
 {
-    const auto now = asio::steady_timer::clock_type::now();
-    while (!deadlines_.empty() && deadlines_.front().deadline <= now) {
-        timed_attempt& expired = deadlines_.front();
-        deadlines_.pop_front();
-        expired.expire();
+    while (auto* expired = deadlines_.pop_expired(asio::steady_timer::clock_type::now())) {
+        auto& request = static_cast<pooled_operation&>(*expired);
+        request.deadline_passed(request.attempt());
     }
     if (!deadlines_.empty())
-        arm(deadline_timer_, deadlines_.front().deadline, &client_impl::expire_deadlines);
+        arm(deadline_timer_, deadlines_.next(), &client_impl::expire_deadlines);
 }
 
 void client_impl::close()
 {
-    if (closed_)
+    if (pool_.closed())
         return;
-    closed_ = true;
     // Cancelling only closes sockets and cancels waits: requests leave the list
-    // later, when they complete (a queued one once its cancelled wait has spawned
-    // its coroutine), so iterating it here is safe.
-    for (auto& op : active_)
-        op.cancel_for_close();
-    for (auto it : idle_) {
-        it->link.abort();
-        connections_.erase(it);
+    // when they complete, later, so iterating it here is safe.
+    for (auto& tracked : active_)
+        static_cast<pooled_operation&>(tracked).cancel(closed_reason);
+    auto answer = pool_.close();
+    for (auto* request : answer.woken) // none: cancelled requests left the queue
+        static_cast<pooled_operation*>(request)->wake();
+    for (auto* node : answer.close_now) {
+        node->link->abort();
+        close_connection(*node);
     }
-    idle_.clear();
+    for (auto* node : answer.abort_opening)
+        node->link->abort(); // its task ends in opened(), which closes it
     idle_timer_.timer.cancel();
     deadline_timer_.timer.cancel(); // each request leaves its deadline as it finishes
-    // Busy connections are aborted by their requests' cancellation and removed
+    // Busy connections are aborted by their requests' cancellation and closed
     // when given back.
 }
 

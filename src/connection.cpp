@@ -107,22 +107,6 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
     co_return error_code{};
 }
 
-asio::awaitable<error_code> connection::exchange(std::string_view request_head, std::string_view request_tail,
-                                                 const client_config& config, attempt_outcome& facts,
-                                                 token_response& response, diagnostics& diag)
-{
-    request_buffer_.assign(request_head);
-    request_buffer_.append(request_tail);
-    return exchange_over(stream_, asio::buffer(request_buffer_), response_, config, facts, response, diag);
-}
-
-asio::awaitable<void> connection::shutdown()
-{
-    response_.keep_alive = false;
-    // A peer that skips close_notify (stream_truncated) is common and harmless.
-    co_await stream_.async_shutdown(nothrow_awaitable);
-}
-
 void connection::close_quietly() noexcept
 {
     if (!aborted_ && response_.complete)

@@ -5,7 +5,7 @@
 
 #include "exchange.hpp"
 
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -42,16 +42,26 @@ public:
     // Writes one request (head and tail joined in a buffer the connection keeps, so
     // that it goes out in one TLS record) and reads its response under the
     // configured limits, skipping 1xx interim responses, then interprets it.
-    // `facts` says whether a response began, its status and its retry headers. The
-    // exchange itself is exchange_over's (exchange.hpp), which the fuzzer runs too;
-    // this function only fills the buffer, so that the exchange costs one coroutine
-    // frame, not two.
-    asio::awaitable<error_code> exchange(std::string_view request_head, std::string_view request_tail,
-                                         const client_config& config, attempt_outcome& facts, token_response& response,
-                                         diagnostics& diag);
+    // `facts` says whether a response began, its status and its retry headers.
+    // Completes with `void(error_code)`. The exchange itself is exchange_op's
+    // (exchange.hpp), which the fuzzer runs too. Every reference must outlive it.
+    template <class Handler>
+    void async_exchange(std::string_view request_head, std::string_view request_tail, const client_config& config,
+                        attempt_outcome& facts, token_response& response, diagnostics& diag, Handler&& handler)
+    {
+        request_buffer_.assign(request_head);
+        request_buffer_.append(request_tail);
+        detail::async_exchange(stream_, asio::buffer(request_buffer_), response_, config, facts, response, diag,
+                               std::forward<Handler>(handler));
+    }
 
-    // A graceful TLS shutdown; its errors do not matter, the exchange is over.
-    asio::awaitable<void> shutdown();
+    // A graceful TLS shutdown, `void(error_code)`; its errors do not matter, the
+    // exchange is over. A peer that skips close_notify (stream_truncated) is common.
+    template <class Handler> void async_shutdown(Handler&& handler)
+    {
+        response_.keep_alive = false;
+        stream_.async_shutdown(std::forward<Handler>(handler));
+    }
 
     // Abortive close: pending steps fail with operation_aborted. Idempotent.
     void abort() noexcept;

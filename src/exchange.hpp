@@ -6,11 +6,13 @@
 #ifndef CARTESIA_SRC_EXCHANGE_HPP
 #define CARTESIA_SRC_EXCHANGE_HPP
 
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
+#include "retry_policy.hpp"
 #include <cartesia/error.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -37,15 +39,6 @@ using boost::system::error_code;
 // Awaited operations report errors as values: faults are ordinary outcomes here.
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
-// What the response path keeps on its connection from one exchange to the next.
-// The arena is left uninitialised: the parser writes before it reads, and zeroing
-// 4 KiB per connection buys nothing.
-struct response_state {                // NOLINT(cppcoreguidelines-pro-type-member-init)
-    boost::beast::flat_buffer buffer;  // kept: bytes past one response belong to the next
-    std::array<std::byte, 4096> arena; // holds the parsed response of the current exchange
-    bool keep_alive = false;           // another exchange may follow on this connection
-    bool complete = false;             // the last exchange read a whole response
-};
 
 // Maps an error of reading the response (`part` is "headers" or "body") to the
 // error the caller sees, with a client message. Defined in connection.cpp: it is
@@ -137,6 +130,18 @@ private:
     std::pmr::string body_;
 };
 
+// What the response path keeps on its connection from one exchange to the next.
+// The arena is left uninitialised: the parser writes before it reads, and zeroing
+// 4 KiB per connection buys nothing.
+struct response_state {                // NOLINT(cppcoreguidelines-pro-type-member-init)
+    boost::beast::flat_buffer buffer;  // kept: bytes past one response belong to the next
+    std::array<std::byte, 4096> arena; // holds the parsed response of the current exchange
+    std::optional<std::pmr::monotonic_buffer_resource> arena_resource;
+    std::optional<token_response_parser> parser; // the response being read, in the arena
+    bool keep_alive = false;                     // another exchange may follow on this connection
+    bool complete = false;                       // the last exchange read a whole response
+};
+
 // Parses what `buffer` holds into `parser`. Returns need_more while the message
 // is not whole: eager parsing takes every byte it can, so more must be read.
 inline error_code parse_buffered(boost::beast::flat_buffer& buffer, token_response_parser& parser)
@@ -181,74 +186,133 @@ inline void note_final_head(const token_response_parser& parser, attempt_outcome
 // 1xx interim responses, and interprets it into `response`, or an error with
 // `diag` filled. `facts` says whether a response began, its status and its retry
 // headers. A whole response sets `state.complete`, and `state.keep_alive` when
-// another exchange may follow.
+// another exchange may follow. Completes with `void(error_code)`.
 //
-// One coroutine frame for the whole exchange, and one suspension per read: what
-// Beast's http::async_read would do through layers of composed operations (and a
-// post when the buffer already holds the answer). Every reference must outlive
-// the coroutine: the caller awaits it at once, and the stream and `state` belong
-// to the connection (or the fuzz target).
-template <class AsyncStream>
-asio::awaitable<error_code> exchange_over(AsyncStream& stream, asio::const_buffer request, response_state& state,
-                                          const client_config& config, attempt_outcome& facts, token_response& response,
-                                          diagnostics& diag)
-{
-    namespace http = boost::beast::http;
-    state.keep_alive = false; // until a complete response says otherwise
-    state.complete = false;
-    if (auto [ec, n] = co_await asio::async_write(stream, request, nothrow_awaitable); ec) {
-        diagnostics_access::set_client_message(diag, "cannot send the request");
-        co_return ec;
+// An async_compose operation with no state of its own beyond the references and
+// a step: the parser lives in `state`, on the connection. One suspension per
+// read, and no post when the buffer already holds the answer, unlike Beast's
+// http::async_read with its layers of composed operations. Every reference must
+// outlive the operation: the stream and `state` belong to the connection (or the
+// fuzz target), the rest to the request.
+template <class AsyncStream> class exchange_op {
+public:
+    exchange_op(AsyncStream& stream, asio::const_buffer request, response_state& state, const client_config& config,
+                attempt_outcome& facts, token_response& response, diagnostics& diag)
+        : stream_(stream), request_(request), state_(state), config_(config), facts_(facts), response_(response),
+          diag_(diag)
+    {
     }
 
-    // The parsed response lives in an arena on the connection, reset for each
-    // exchange: a token response costs the parser no heap allocation.
-    std::pmr::monotonic_buffer_resource arena(state.arena.data(), state.arena.size());
-    std::optional<token_response_parser> parser;
+    template <class Self> void operator()(Self& self, error_code ec = {}, std::size_t transferred = 0)
+    {
+        switch (step_) {
+        case step::start:
+            state_.keep_alive = false; // until a complete response says otherwise
+            state_.complete = false;
+            step_ = step::writing;
+            asio::async_write(stream_, request_, std::move(self));
+            return;
+        case step::writing:
+            if (ec) {
+                diagnostics_access::set_client_message(diag_, "cannot send the request");
+                self.complete(ec);
+                return;
+            }
+            step_ = step::reading;
+            start_response();
+            read_or_finish(self, parse_buffered(state_.buffer, *state_.parser));
+            return;
+        case step::reading:
+            state_.buffer.commit(transferred);
+            read_or_finish(self,
+                           ec ? end_of_input(ec, *state_.parser) : parse_buffered(state_.buffer, *state_.parser));
+            return;
+        }
+    }
+
+private:
+    enum class step { start, writing, reading };
+
     // A few 1xx interim responses may precede the real one; an endless stream of them
     // is a broken server, not a reason to keep reading until the deadline.
-    constexpr int max_interim_responses = 8;
-    constexpr std::size_t max_read = std::size_t{64} * 1024;
-    int interim_responses = 0;
-    do {
-        if (parser) {
-            if (++interim_responses > max_interim_responses) {
-                diagnostics_access::set_client_message(diag, "more than 8 interim (1xx) responses");
-                co_return error::bad_response;
-            }
-            parser.reset();
-            arena.release(); // the interim response is done with
-        }
-        parser.emplace(&arena);
-        parser->eager(true); // the header and the body in one pass over the buffer
-        parser->header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(config.max_header_bytes, UINT32_MAX)));
-        parser->body_limit(config.max_body_bytes);
-        error_code ec = parse_buffered(state.buffer, *parser);
-        while (ec == http::error::need_more) {
-            auto [read_ec, n] = co_await stream.async_read_some(
-                state.buffer.prepare(boost::beast::read_size(state.buffer, max_read)), nothrow_awaitable);
-            state.buffer.commit(n);
-            ec = read_ec ? end_of_input(read_ec, *parser) : parse_buffered(state.buffer, *parser);
-        }
-        facts.response_started = facts.response_started || parser->got_some() || state.buffer.size() > 0;
-        if (ec) {
-            if (!parser->is_header_done())
-                co_return read_failure(ec, config, facts, "headers", diag);
-            // The head of the final response (a 1xx one has no body to fail in)
-            // says what happened even if the body then fails (too large, cut off,
-            // late): a 200 must not be retried, a 503 may be.
-            note_final_head(*parser, facts, diag);
-            co_return read_failure(ec, config, facts, "body", diag);
-        }
-    } while (parser->status() / 100 == 1 && parser->status() != 101);
-    note_final_head(*parser, facts, diag);
+    static constexpr int max_interim_responses = 8;
+    static constexpr std::size_t max_read = std::size_t{64} * 1024;
 
-    // Bytes after a whole response, to a client that never pipelines, are the
-    // server's error: they would be read as the next request's response.
-    state.keep_alive = parser->keep_alive() && !parser->need_eof() && state.buffer.size() == 0;
-    state.complete = true;
-    const response_view view{parser->status(), parser->content_type(), parser->request_id(), parser->body()};
-    co_return interpret_response(view, config.api_key, response, diag);
+    // The parsed response lives in an arena on the connection, reset for each
+    // response: a token response costs the parser no heap allocation.
+    void start_response()
+    {
+        state_.parser.reset();
+        state_.arena_resource.emplace(state_.arena.data(), state_.arena.size());
+        auto& parser = state_.parser.emplace(&*state_.arena_resource);
+        parser.eager(true); // the header and the body in one pass over the buffer
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(config_.max_header_bytes, UINT32_MAX)));
+        parser.body_limit(config_.max_body_bytes);
+    }
+
+    // Reads while the parser needs more, else ends the exchange (or starts the next
+    // response after an interim one).
+    template <class Self> void read_or_finish(Self& self, error_code ec)
+    {
+        namespace http = boost::beast::http;
+        for (;;) {
+            if (ec == http::error::need_more) {
+                stream_.async_read_some(state_.buffer.prepare(boost::beast::read_size(state_.buffer, max_read)),
+                                        std::move(self));
+                return;
+            }
+            auto& parser = *state_.parser;
+            facts_.response_started = facts_.response_started || parser.got_some() || state_.buffer.size() > 0;
+            if (ec) {
+                if (!parser.is_header_done()) {
+                    self.complete(read_failure(ec, config_, facts_, "headers", diag_));
+                    return;
+                }
+                // The head of the final response (a 1xx one has no body to fail in)
+                // says what happened even if the body then fails (too large, cut off,
+                // late): a 200 must not be retried, a 503 may be.
+                note_final_head(parser, facts_, diag_);
+                self.complete(read_failure(ec, config_, facts_, "body", diag_));
+                return;
+            }
+            if (parser.status() / 100 != 1 || parser.status() == 101)
+                break;
+            if (++interim_responses_ > max_interim_responses) {
+                diagnostics_access::set_client_message(diag_, "more than 8 interim (1xx) responses");
+                self.complete(error::bad_response);
+                return;
+            }
+            start_response(); // the interim response is done with
+            ec = parse_buffered(state_.buffer, *state_.parser);
+        }
+        auto& parser = *state_.parser;
+        note_final_head(parser, facts_, diag_);
+        // Bytes after a whole response, to a client that never pipelines, are the
+        // server's error: they would be read as the next request's response.
+        state_.keep_alive = parser.keep_alive() && !parser.need_eof() && state_.buffer.size() == 0;
+        state_.complete = true;
+        const response_view view{parser.status(), parser.content_type(), parser.request_id(), parser.body()};
+        self.complete(interpret_response(view, config_.api_key, response_, diag_));
+    }
+
+    AsyncStream& stream_;
+    asio::const_buffer request_;
+    response_state& state_;
+    const client_config& config_;
+    attempt_outcome& facts_;
+    token_response& response_;
+    diagnostics& diag_;
+    step step_ = step::start;
+    int interim_responses_ = 0;
+};
+
+template <class AsyncStream, class CompletionToken>
+auto async_exchange(AsyncStream& stream, asio::const_buffer request, response_state& state,
+                    const client_config& config, attempt_outcome& facts, token_response& response, diagnostics& diag,
+                    CompletionToken&& token)
+{
+    return asio::async_compose<CompletionToken, void(error_code)>(
+        exchange_op<AsyncStream>(stream, request, state, config, facts, response, diag), token, stream);
 }
 
 } // namespace cartesia::detail

@@ -1,16 +1,15 @@
-// async_generate_token: each attempt resolves, opens a fresh connection, runs one
-// exchange and shuts TLS down; token_operation supplies retries, deadlines,
-// cancellation and completion.
+// async_generate_token: the one driver (request_op.hpp) over a connection source
+// that opens a fresh connection for each attempt (resolve, connect, TLS handshake)
+// and never keeps it: after a token, a TLS shutdown under the attempt's deadline;
+// after a failure, an abortive close.
 //
-// Why co_spawn and not experimental::co_composed: co_composed is experimental in
-// Boost 1.81 and its cancellation handling changed across releases, while co_spawn
-// is stable. The usual cost of co_spawn (an awaitable frame per call) is absorbed
-// by asio's thread-local recycling allocator, and is dwarfed here by the TLS
-// handshake (about 1 ms of CPU per call). co_spawn's own cancellation plumbing is
-// not used: see token_operation.hpp.
-#include "token_operation.hpp"
+// Opening is a coroutine: it runs once per attempt, beside a TLS handshake that
+// costs about 1 ms of CPU, so its frame is noise; its steps read as the sequence
+// they are.
+#include "request_op.hpp"
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
 #include <optional>
@@ -18,54 +17,62 @@
 namespace cartesia::detail {
 namespace {
 
-class oneshot_operation final : public token_operation {
+// The configuration and request head live here, before the driver that refers to
+// them is constructed.
+struct oneshot_setup {
+    oneshot_setup(client_config config, endpoint destination)
+        : own_config(std::move(config)), where(std::move(destination)),
+          request_head(serialize_request_head(own_config, where, /*keep_alive=*/false))
+    {
+    }
+
+    const client_config own_config;
+    const endpoint where;
+    const std::string request_head; // identical for every attempt
+};
+
+class oneshot_operation final : private oneshot_setup, public request_op, private connection_source {
 public:
     oneshot_operation(token_handler handler, bool handler_has_own_executor, const asio::any_io_executor& executor,
-                      asio::ssl::context& tls, client_config config, const token_request& request, endpoint where,
-                      diagnostics* diag)
-        : token_operation(std::move(handler), handler_has_own_executor, executor, make_operation_strand(executor),
-                          own_config_, diag),
-          own_config_(std::move(config)), where_(std::move(where)),
-          request_head_(serialize_request_head(own_config_, where_, /*keep_alive=*/false)),
-          request_tail_(serialize_request_tail(request)), tls_(tls)
+                      asio::ssl::context& tls, client_config config, const token_request& request,
+                      endpoint destination, diagnostics* diag)
+        : oneshot_setup(std::move(config), std::move(destination)),
+          request_op(std::move(handler), handler_has_own_executor, executor, make_operation_strand(executor),
+                     own_config, request_head, request, diag, *this),
+          tls_(tls), deadline_(strand())
     {
     }
 
 private:
-    asio::awaitable<void> attempt(attempt_outcome& facts, token_response& response) override
+    std::shared_ptr<oneshot_operation> shared_self()
     {
-        connection_.emplace(strand_, tls_);
-        facts.ec = co_await resolve_and_exchange(facts, response);
-        if (!facts.ec)
-            co_await connection_->shutdown(); // still under the deadline
-        connection_.reset();
+        return std::static_pointer_cast<oneshot_operation>(shared_from_this());
     }
 
-    asio::awaitable<error_code> resolve_and_exchange(attempt_outcome& facts, token_response& response)
+    bool acquire(request_op&) override
+    {
+        connection_.emplace(strand(), tls_);
+        asio::co_spawn(strand(), open(), [self = shared_self()](const std::exception_ptr& failure, error_code ec) {
+            if (failure) // only allocation failures can get here; report rather than terminate
+                ec = make_error_code(boost::system::errc::not_enough_memory);
+            if (!ec)
+                self->set_connection(&*self->connection_, /*reused=*/false);
+            else
+                self->connection_.reset();
+            self->acquire_done(ec);
+        });
+        return false;
+    }
+
+    asio::awaitable<error_code> open()
     {
         tcp::resolver::results_type endpoints;
-        if (auto ec = co_await resolve_endpoints(where_, resolver_, strand_, endpoints, diag_))
+        if (auto ec = co_await resolve_endpoints(where, resolver_, strand(), endpoints, diag()))
             co_return ec;
-        if (auto ec = co_await connection_->open(where_, endpoints, diag_))
-            co_return ec;
-        co_return co_await connection_->exchange(request_head_, request_tail_.view(), config_, facts, response, diag_);
+        co_return co_await connection_->open(where, endpoints, diag());
     }
 
-    void start_deadline(asio::steady_timer::time_point at) override
-    {
-        deadline_.expires_at(at);
-        deadline_.async_wait([weak = weak_from_this(), this](error_code ec) {
-            // The expiry of an earlier attempt may arrive after the next one re-armed
-            // the timer (cancel() cannot recall a completion already queued): ignore it.
-            if (auto self = weak.lock();
-                self && !ec && !completed() && deadline_.expiry() <= asio::steady_timer::clock_type::now())
-                deadline_passed();
-        });
-    }
-
-    void stop_deadline() override { deadline_.cancel(); }
-
-    void abort_attempt() override
+    void abort_acquire(request_op&) override
     {
         if (resolver_)
             resolver_->cancel();
@@ -73,14 +80,40 @@ private:
             connection_->abort();
     }
 
-    const client_config own_config_;
-    const endpoint where_;
-    const std::string request_head_; // identical for every attempt
-    const request_tail request_tail_;
+    std::optional<std::string_view> admit(request_op&) override { return std::nullopt; }
+
+    bool release(request_op&, const attempt_outcome* exchange) override
+    {
+        if (!exchange || exchange->ec) {
+            connection_.reset(); // an abortive close: no token came over it
+            return true;
+        }
+        connection_->async_shutdown([self = shared_self()](error_code) {
+            self->connection_.reset();
+            self->released();
+        });
+        return false;
+    }
+
+    void abort_release(request_op&) override { connection_->abort(); }
+
+    void start_deadline(request_op&, asio::steady_timer::time_point at) override
+    {
+        deadline_.expires_at(at);
+        deadline_.async_wait([self = shared_self(), attempt = attempt()](error_code ec) {
+            if (!ec) // the fsm ignores the expiry of an attempt that has ended
+                self->deadline_passed(attempt);
+        });
+    }
+
+    void stop_deadline(request_op&) override { deadline_.cancel(); }
+
+    void finished(request_op&) override {}
+
     asio::ssl::context& tls_;
     std::unique_ptr<tcp::resolver> resolver_; // none for an IP literal
     std::optional<connection> connection_;
-    asio::steady_timer deadline_{strand_};
+    asio::steady_timer deadline_;
 };
 
 } // namespace

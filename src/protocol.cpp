@@ -1,4 +1,5 @@
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
+
 #include <cartesia/error.hpp>
 #include <cartesia/version.hpp>
 
@@ -227,13 +228,6 @@ std::string serialize_request_body(const token_request& request)
     return std::string(write_request_body(request, buffer));
 }
 
-std::string user_agent(std::string_view suffix)
-{
-    std::string ua;
-    append_user_agent(ua, suffix);
-    return ua;
-}
-
 std::string serialize_request_head(const client_config& config, const endpoint& where, bool keep_alive)
 {
     std::string out;
@@ -265,12 +259,6 @@ request_tail serialize_request_tail(const token_request& request)
     out = std::copy(body.begin(), body.end(), out);
     tail.size = static_cast<std::size_t>(out - tail.bytes.data());
     return tail;
-}
-
-std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
-                              bool keep_alive)
-{
-    return serialize_request_head(config, where, keep_alive) + std::string(serialize_request_tail(request).view());
 }
 
 error_code status_to_error(unsigned status) noexcept
@@ -367,132 +355,6 @@ error_code interpret_response(const response_view& response, std::string_view ap
     }
     parse_error_body(response.body, response.request_id_header, api_key, diag);
     return status_to_error(response.status);
-}
-
-} // namespace cartesia::detail
-
-namespace cartesia::detail {
-namespace {
-
-std::optional<double> parse_non_negative_number(std::string_view text)
-{
-    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
-        text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
-        text.remove_suffix(1);
-    if (text.empty() || text.size() > 32)
-        return std::nullopt;
-    double value = 0;
-    double scale = 0; // 0 while in the integer part
-    for (char c : text) {
-        if (c == '.' && scale == 0) {
-            scale = 0.1;
-        } else if (c >= '0' && c <= '9') {
-            if (scale == 0) {
-                value = value * 10 + (c - '0');
-            } else {
-                value += (c - '0') * scale;
-                scale /= 10;
-            }
-        } else {
-            return std::nullopt;
-        }
-    }
-    return value;
-}
-
-// IMF-fixdate, the only HTTP date form servers may send: "Sun, 06 Nov 1994 08:49:37 GMT".
-std::optional<std::chrono::sys_seconds> parse_http_date(std::string_view text)
-{
-    static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    if (text.size() != 29 || text[3] != ',' || text.substr(25) != " GMT")
-        return std::nullopt;
-    auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
-        int n = 0;
-        for (char c : text.substr(pos, len)) {
-            if (c < '0' || c > '9')
-                return std::nullopt;
-            n = n * 10 + (c - '0');
-        }
-        return n;
-    };
-    auto day = number(5, 2), year = number(12, 4), hour = number(17, 2), minute = number(20, 2), second = number(23, 2);
-    if (!day || !year || !hour || !minute || !second || text[19] != ':' || text[22] != ':')
-        return std::nullopt;
-    unsigned month = 0;
-    while (month < 12 && months[month] != text.substr(8, 3))
-        ++month;
-    if (month == 12)
-        return std::nullopt;
-    const std::chrono::year_month_day date{std::chrono::year{*year}, std::chrono::month{month + 1},
-                                           std::chrono::day{static_cast<unsigned>(*day)}};
-    if (!date.ok() || *hour > 23 || *minute > 59 || *second > 60)
-        return std::nullopt;
-    return std::chrono::sys_days{date} + std::chrono::hours{*hour} + std::chrono::minutes{*minute} +
-           std::chrono::seconds{*second};
-}
-
-bool is_retryable_status(unsigned status) noexcept
-{
-    return status == 408 || status == 409 || status == 429 || status >= 500;
-}
-
-} // namespace
-
-bool is_retryable(const attempt_outcome& outcome) noexcept
-{
-    if (!outcome.ec)
-        return false;
-    if (outcome.ec == error::invalid_argument)
-        return false;
-    if (outcome.should_retry_header)
-        return *outcome.should_retry_header;
-    if (outcome.status != 0)
-        return outcome.status >= 300 && is_retryable_status(outcome.status);
-    if (outcome.ec == error::timeout)
-        return true;
-    if (outcome.ec.category() == error_category())
-        return false; // bad_response, response_too_large
-    if (outcome.response_started)
-        return false;
-    // A handshake that failed on its own terms (a certificate, a protocol version)
-    // fails the same way again; one cut short by the transport may not.
-    if (outcome.ec.category() == boost::asio::error::get_ssl_category())
-        return false;
-    return true;
-}
-
-std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
-                                      std::optional<std::chrono::milliseconds> server_delay) noexcept
-{
-    using namespace std::chrono_literals;
-    if (server_delay && *server_delay >= 0ms && *server_delay <= 60s)
-        return *server_delay;
-    const double base_seconds = std::min(0.5 * static_cast<double>(1u << std::min(retry, 5u)), 8.0);
-    const double seconds = base_seconds * (1.0 - 0.25 * std::clamp(jitter, 0.0, 1.0));
-    return std::chrono::milliseconds{static_cast<long long>(seconds * 1000)};
-}
-
-std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,
-                                                           std::string_view retry_after,
-                                                           std::chrono::system_clock::time_point now)
-{
-    using std::chrono::milliseconds;
-    if (!retry_after_ms.empty()) {
-        if (auto ms = parse_non_negative_number(retry_after_ms); ms && *ms < 1e9)
-            return milliseconds{static_cast<long long>(*ms)};
-    }
-    if (retry_after.empty())
-        return std::nullopt;
-    if (auto seconds = parse_non_negative_number(retry_after); seconds && *seconds < 1e9)
-        return milliseconds{static_cast<long long>(*seconds * 1000)};
-    // In milliseconds, not the clock's nanoseconds, which span only 1677 to 2262: a
-    // date may name any year from 0000 to 9999. Taking `now` down to the millisecond
-    // rounds the wait up, so that it never ends before the date.
-    if (auto date = parse_http_date(retry_after))
-        return *date - std::chrono::floor<milliseconds>(now);
-    return std::nullopt;
 }
 
 } // namespace cartesia::detail

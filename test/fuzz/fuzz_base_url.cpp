@@ -10,7 +10,7 @@
 // line); an invalid one must give invalid_argument with a message naming the field.
 #include "fuzz_support.hpp"
 
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
 #include <cartesia/error.hpp>
 
 #include <boost/asio/ip/address.hpp>

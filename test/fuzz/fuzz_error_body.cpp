@@ -10,7 +10,7 @@
 // diagnostics field may contain.
 #include "fuzz_support.hpp"
 
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
 #include <cartesia/error.hpp>
 
 #include <fuzzer/FuzzedDataProvider.h>

@@ -10,7 +10,7 @@
 // retry_delay must keep the wait within [0, 60 s].
 #include "fuzz_support.hpp"
 
-#include <cartesia/detail/protocol.hpp>
+#include "retry_policy.hpp"
 
 #include <fuzzer/FuzzedDataProvider.h>
 

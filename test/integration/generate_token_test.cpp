@@ -2,7 +2,7 @@
 // validation, TLS verification, deadlines, cancellation and retries.
 #include "fixture.hpp"
 
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

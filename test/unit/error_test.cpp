@@ -1,4 +1,4 @@
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/error.hpp>
 #include <support/printing.hpp>

@@ -1,5 +1,6 @@
 // The sans-io protocol: validation, request bytes, response interpretation, retry rules.
-#include <cartesia/detail/protocol.hpp>
+#include "protocol.hpp"
+#include "retry_policy.hpp"
 #include <cartesia/error.hpp>
 #include <cartesia/version.hpp>
 #include <support/printing.hpp>
@@ -254,12 +255,9 @@ BOOST_AUTO_TEST_CASE(request_head_is_exact)
                              "Accept: application/json\r\n"
                              "User-Agent: cartesia-asio/" CARTESIA_ASIO_VERSION_STRING " my-backend/1.4\r\n";
     const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
-    BOOST_TEST(cd::serialize_request(config, where, request, true) == head + length + body);
-    BOOST_TEST(cd::serialize_request(config, where, request, false) == head + "Connection: close\r\n" + length + body);
-    // The two parts a pool writes with one gathered write.
-    BOOST_TEST(cd::serialize_request_head(config, where, true) +
-                   std::string(cd::serialize_request_tail(request).view()) ==
-               head + length + body);
+    const std::string tail(cd::serialize_request_tail(request).view());
+    BOOST_TEST(cd::serialize_request_head(config, where, true) + tail == head + length + body);
+    BOOST_TEST(cd::serialize_request_head(config, where, false) + tail == head + "Connection: close\r\n" + length + body);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

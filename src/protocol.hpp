@@ -1,8 +1,8 @@
 // The sans-io half of the access-token exchange: validation, the request bytes and
 // the interpretation of a response. No I/O here, so that every rule can be unit
-// tested byte for byte; src/generate_token.cpp drives it over TLS.
-#ifndef CARTESIA_DETAIL_PROTOCOL_HPP
-#define CARTESIA_DETAIL_PROTOCOL_HPP
+// tested byte for byte. Private to src/, the unit tests and the fuzzers.
+#ifndef CARTESIA_SRC_PROTOCOL_HPP
+#define CARTESIA_SRC_PROTOCOL_HPP
 
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/types.hpp>
@@ -67,10 +67,6 @@ struct request_tail {
 };
 request_tail serialize_request_tail(const token_request& request);
 
-// Head and tail together: the complete HTTP/1.1 request.
-std::string serialize_request(const client_config& config, const endpoint& where, const token_request& request,
-                              bool keep_alive);
-
 // The facts of one response that decide the outcome.
 struct response_view {
     unsigned status = 0;
@@ -96,36 +92,6 @@ boost::system::error_code parse_token_body(std::string_view body, std::string_vi
 // or plain text (all of it becomes the message).
 void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
                       diagnostics& diag);
-
-// --- retries -----------------------------------------------------------------
-
-// What one attempt learnt that decides whether to try again.
-struct attempt_outcome {
-    boost::system::error_code ec;
-    bool response_started = false;                        // a response byte arrived
-    unsigned status = 0;                                  // 0 when no status line was parsed
-    std::optional<bool> should_retry_header;              // x-should-retry: true|false
-    std::optional<std::chrono::milliseconds> retry_after; // from retry-after-ms / Retry-After
-};
-
-// The rule of the official SDKs, made precise: retry connection failures before
-// any response byte, attempt timeouts, 408, 409, 429 and 5xx; never a certificate
-// verification failure, a bad response or an invalid argument; x-should-retry wins.
-bool is_retryable(const attempt_outcome& outcome) noexcept;
-
-// The delay before retry number `retry` (0-based): min(0.5 * 2^retry, 8) s, times
-// (1 - 0.25 * jitter) with jitter in [0, 1); a server-given delay between 0 and 60 s wins.
-std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
-                                      std::optional<std::chrono::milliseconds> server_delay) noexcept;
-
-// Reads retry-after-ms (milliseconds, may be fractional), else Retry-After (delta
-// seconds or an HTTP date, relative to `now`). nullopt when absent or unparsable.
-std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,
-                                                           std::string_view retry_after,
-                                                           std::chrono::system_clock::time_point now);
-
-// The User-Agent this library sends.
-std::string user_agent(std::string_view suffix);
 
 } // namespace cartesia::detail
 

@@ -1,0 +1,257 @@
+#include "request_fsm.hpp"
+
+#include "protocol.hpp"
+
+#include <cartesia/error.hpp>
+
+#include <boost/asio/error.hpp>
+#include <boost/assert.hpp>
+
+#include <string>
+
+namespace cartesia::detail {
+
+using boost::system::error_code;
+
+namespace {
+
+namespace asio = boost::asio;
+using kind = request_action_kind;
+
+request_action act(request_action_kind what, deadline_change deadline = deadline_change::keep) noexcept
+{
+    request_action a;
+    a.kind = what;
+    a.deadline = deadline;
+    return a;
+}
+
+attempt_outcome failed(error_code ec) noexcept
+{
+    attempt_outcome outcome;
+    outcome.ec = ec;
+    return outcome;
+}
+
+} // namespace
+
+std::string_view to_string(request_phase phase) noexcept
+{
+    switch (phase) {
+    case request_phase::initial:
+        return "initial";
+    case request_phase::acquiring:
+        return "acquiring";
+    case request_phase::exchanging:
+        return "exchanging";
+    case request_phase::releasing:
+        return "releasing";
+    case request_phase::backing_off:
+        return "backing_off";
+    case request_phase::done:
+        return "done";
+    }
+    return "?";
+}
+
+request_action request_fsm::resume(const request_event& event)
+{
+    using event_kind = request_event_kind;
+    switch (event.kind) {
+    case event_kind::start:
+        BOOST_ASSERT(phase_ == request_phase::initial);
+        if (interruption_ == interruption::cancelled) // cancelled (the client closed) before it started
+            return complete(asio::error::operation_aborted);
+        return begin_attempt();
+    case event_kind::acquired:
+        return on_acquired(event);
+    case event_kind::acquire_failed:
+        return on_acquire_failed(event.error);
+    case event_kind::exchanged:
+        return on_exchanged(event.outcome);
+    case event_kind::released:
+        return on_released();
+    case event_kind::backoff_ended:
+        return on_backoff_ended();
+    case event_kind::deadline_passed:
+    case event_kind::cancelled:
+        return interrupt(event);
+    }
+    BOOST_ASSERT(false);
+    return {};
+}
+
+void request_fsm::enter(request_phase next) noexcept
+{
+    // The transitions of the diagram in request_fsm.hpp, and no others.
+    [[maybe_unused]] const auto from = phase_;
+    BOOST_ASSERT((next == request_phase::acquiring &&
+                  (from == request_phase::initial || from == request_phase::releasing ||
+                   from == request_phase::backing_off)) ||
+                 (next == request_phase::exchanging && from == request_phase::acquiring) ||
+                 (next == request_phase::releasing &&
+                  (from == request_phase::acquiring || from == request_phase::exchanging)) ||
+                 (next == request_phase::backing_off &&
+                  (from == request_phase::acquiring || from == request_phase::releasing)) ||
+                 (next == request_phase::done && from != request_phase::done));
+    phase_ = next;
+}
+
+request_action request_fsm::begin_attempt()
+{
+    ++attempt_;
+    BOOST_ASSERT(attempt_ <= settings_.max_attempts);
+    if (interruption_ == interruption::deadline)
+        interruption_ = interruption::none; // that deadline was the previous attempt's
+    diag_.clear();
+    diagnostics_access::set_attempts(diag_, attempt_);
+    enter(request_phase::acquiring);
+    return act(kind::acquire, deadline_change::start);
+}
+
+request_action request_fsm::on_acquired(const request_event& event)
+{
+    BOOST_ASSERT(phase_ == request_phase::acquiring);
+    if (interruption_ != interruption::none) {
+        // Handed a connection just as the wait was aborted: give it back unused.
+        after_release_ = interruption_ == interruption::cancelled ? after_release::complete : after_release::fail;
+        released_outcome_ = failed(explain(asio::error::operation_aborted));
+        enter(request_phase::releasing);
+        return act(kind::release);
+    }
+    connection_reused_ = event.reused;
+    enter(request_phase::exchanging);
+    return act(kind::exchange);
+}
+
+request_action request_fsm::on_acquire_failed(error_code error)
+{
+    BOOST_ASSERT(phase_ == request_phase::acquiring);
+    BOOST_ASSERT(error);
+    return after_failure(failed(explain(error)));
+}
+
+request_action request_fsm::on_exchanged(attempt_outcome outcome)
+{
+    BOOST_ASSERT(phase_ == request_phase::exchanging);
+    enter(request_phase::releasing);
+    request_action release = act(kind::release);
+    release.connection_used = true;
+    if (!outcome.ec) {
+        // A token: delivered, unless the caller cancelled meanwhile (complete() sees to that).
+        after_release_ = after_release::complete;
+        released_outcome_ = outcome;
+        return release;
+    }
+    // A reused connection that fails before any response byte was most probably
+    // closed by the server while idle (or at its keep-alive limit): not the
+    // request's fault. Another connection, in the same attempt: no retry counted.
+    if (connection_reused_ && !outcome.response_started && interruption_ == interruption::none) {
+        ++stale_moves_;
+        after_release_ = after_release::move_to_another_connection;
+        return release;
+    }
+    outcome.ec = explain(outcome.ec);
+    after_release_ = after_release::fail;
+    released_outcome_ = outcome;
+    return release;
+}
+
+request_action request_fsm::on_released()
+{
+    BOOST_ASSERT(phase_ == request_phase::releasing);
+    switch (after_release_) {
+    case after_release::move_to_another_connection: {
+        // The stale connection's failure is no part of the attempt's story.
+        const unsigned attempts = diag_.attempts();
+        diag_.clear();
+        diagnostics_access::set_attempts(diag_, attempts);
+        if (interruption_ != interruption::none) // interrupted while releasing
+            return after_failure(failed(explain(asio::error::operation_aborted)));
+        enter(request_phase::acquiring);
+        return act(kind::acquire);
+    }
+    case after_release::complete:
+        return complete(released_outcome_.ec);
+    case after_release::fail:
+        return after_failure(released_outcome_);
+    }
+    BOOST_ASSERT(false);
+    return {};
+}
+
+request_action request_fsm::on_backoff_ended()
+{
+    BOOST_ASSERT(phase_ == request_phase::backing_off);
+    if (interruption_ == interruption::cancelled)
+        return complete(asio::error::operation_aborted);
+    return begin_attempt();
+}
+
+request_action request_fsm::interrupt(const request_event& event)
+{
+    const bool cancellation = event.kind == request_event_kind::cancelled;
+    if (phase_ == request_phase::done || interruption_ == interruption::cancelled)
+        return {};
+    if (!cancellation) {
+        // A deadline armed for an earlier attempt may still arrive (a timer's
+        // expiry already queued when it was stopped); nor is a deadline running
+        // between attempts.
+        if (event.attempt != attempt_ || phase_ == request_phase::initial || phase_ == request_phase::backing_off ||
+            interruption_ == interruption::deadline)
+            return {};
+        interruption_ = interruption::deadline;
+        return act(kind::abort_pending);
+    }
+    interruption_ = interruption::cancelled;
+    cancel_reason_ = event.reason;
+    if (phase_ == request_phase::initial)
+        return {}; // start completes it
+    return act(kind::abort_pending);
+}
+
+request_action request_fsm::after_failure(const attempt_outcome& outcome)
+{
+    BOOST_ASSERT(outcome.ec);
+    // No connection is held: the acquisition failed, or the connection is back.
+    BOOST_ASSERT(phase_ == request_phase::acquiring || phase_ == request_phase::releasing);
+    if (interruption_ == interruption::cancelled)
+        return complete(asio::error::operation_aborted);
+    if (attempt_ >= settings_.max_attempts || !is_retryable(outcome))
+        return complete(outcome.ec);
+    const double jitter = settings_.jitter ? settings_.jitter() : 0.5;
+    enter(request_phase::backing_off);
+    request_action backoff = act(kind::backoff, deadline_change::stop);
+    backoff.delay = retry_delay(attempt_ - 1, jitter, outcome.retry_after);
+    return backoff;
+}
+
+error_code request_fsm::explain(error_code error)
+{
+    // A deadline or a cancellation makes the pending step fail with whatever the
+    // closed socket or the aborted wait reports; say what really happened.
+    if (!error)
+        return error;
+    if (interruption_ == interruption::cancelled)
+        return asio::error::operation_aborted;
+    if (interruption_ == interruption::deadline) {
+        diagnostics_access::set_client_message(diag_, "no complete response within " +
+                                                          std::to_string(settings_.timeout.count()) + " ms");
+        return error::timeout;
+    }
+    return error;
+}
+
+request_action request_fsm::complete(error_code error)
+{
+    if (interruption_ == interruption::cancelled) {
+        error = asio::error::operation_aborted;
+        diagnostics_access::set_client_message(diag_, std::string(cancel_reason_));
+    }
+    enter(request_phase::done);
+    request_action done = act(kind::complete, deadline_change::stop);
+    done.error = error;
+    return done;
+}
+
+} // namespace cartesia::detail

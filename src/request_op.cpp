@@ -1,0 +1,237 @@
+#include "request_op.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <random>
+
+namespace cartesia::detail {
+namespace {
+
+double random_jitter() noexcept
+{
+    thread_local std::minstd_rand generator{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
+}
+
+request_settings settings_of(const client_config& config) noexcept
+{
+    request_settings settings;
+    settings.timeout = config.timeout;
+    settings.max_attempts = 1 + static_cast<unsigned>(config.max_retries);
+    settings.jitter = &random_jitter;
+    return settings;
+}
+
+} // namespace
+
+asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay)
+{
+    using clock = asio::steady_timer::clock_type;
+    if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now))
+        return clock::time_point::max();
+    return now + delay;
+}
+
+strand_type make_operation_strand(const asio::any_io_executor& executor)
+{
+    if (const auto* io_executor = executor.target<asio::io_context::executor_type>())
+        return asio::make_strand(*io_executor);
+    return asio::make_strand(executor);
+}
+
+// Installed in the handler's cancellation slot; hops onto the strand, so that the
+// slot may be emitted from wherever the handler's executor allows.
+struct request_op::cancellation_bridge {
+    // A constructor, not an aggregate: slot::emplace constructs with parentheses,
+    // which clang 14 does not accept for aggregates.
+    cancellation_bridge(std::weak_ptr<request_op> operation, strand_type on)
+        : op(std::move(operation)), strand(std::move(on))
+    {
+    }
+
+    std::weak_ptr<request_op> op;
+    strand_type strand;
+
+    void operator()(asio::cancellation_type_t type) const
+    {
+        using ct = asio::cancellation_type;
+        if ((type & (ct::terminal | ct::partial)) == ct::none)
+            return; // total cancellation is not supported: a token may have been minted
+        if (auto self = op.lock())
+            asio::dispatch(strand, [self] { self->cancel("the operation was cancelled"); });
+    }
+};
+
+request_op::request_op(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
+                       strand_type strand, const client_config& config, std::string_view request_head,
+                       const token_request& request, diagnostics* diag, connection_source& source)
+    : strand_(std::move(strand)), config_(config), request_head_(request_head),
+      request_tail_(serialize_request_tail(request)), source_(source), diag_(diag ? *diag : own_diag_),
+      fsm_(settings_of(config), diag_), io_executor_(std::move(io_executor)), handler_(std::move(handler)),
+      // Asio's rule: an outstanding operation counts as work on its handler's
+      // executor, so that an io_context that only runs the handler (a handler bound
+      // to another context) does not run out of work and return before it.
+      handler_work_(handler_has_own_executor ? asio::prefer(asio::get_associated_executor(handler_, io_executor_),
+                                                            asio::execution::outstanding_work.tracked)
+                                             : asio::any_completion_executor())
+{
+}
+
+void request_op::start()
+{
+    if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
+        user_slot_ = slot;
+        user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
+    }
+    asio::dispatch(strand_, [self = shared_from_this()] {
+        self->initiating_ = true;
+        if (auto refused = self->source_.admit(*self))
+            self->run(events::cancelled(*refused));
+        self->run(events::start());
+        self->initiating_ = false;
+    });
+}
+
+void request_op::run(request_event event)
+{
+    for (;;) {
+        const request_action action = fsm_.resume(event);
+        if (action.deadline == deadline_change::start)
+            source_.start_deadline(*this, time_after(asio::steady_timer::clock_type::now(), config_.timeout));
+        else if (action.deadline == deadline_change::stop)
+            source_.stop_deadline(*this);
+        switch (action.kind) {
+        case request_action_kind::none:
+            return;
+        case request_action_kind::abort_pending:
+            abort_pending();
+            return;
+        case request_action_kind::acquire:
+            if (!source_.acquire(*this))
+                return; // acquire_done() follows
+            event = events::acquired(reused_);
+            continue;
+        case request_action_kind::exchange:
+            start_exchange();
+            return;
+        case request_action_kind::release:
+            if (!source_.release(*this, action.connection_used ? &facts_ : nullptr))
+                return; // released() follows
+            connection_ = nullptr;
+            event = events::released();
+            continue;
+        case request_action_kind::backoff:
+            start_backoff(action.delay);
+            return;
+        case request_action_kind::complete:
+            finish(action.error);
+            return;
+        }
+    }
+}
+
+void request_op::acquire_done(error_code ec)
+{
+    if (ec)
+        run(events::acquire_failed(ec));
+    else
+        run(events::acquired(reused_));
+}
+
+void request_op::released()
+{
+    connection_ = nullptr;
+    run(events::released());
+}
+
+void request_op::deadline_passed(unsigned attempt)
+{
+    run(events::deadline_passed(attempt));
+}
+
+void request_op::cancel(std::string_view why)
+{
+    run(events::cancelled(why));
+}
+
+void request_op::start_exchange()
+{
+    BOOST_ASSERT(connection_ != nullptr);
+    facts_ = {};
+    response_ = {};
+    connection_->async_exchange(request_head_, request_tail_.view(), config_, facts_, response_, diag_,
+                                [self = shared_from_this()](error_code ec) {
+                                    self->facts_.ec = ec;
+                                    self->run(events::exchanged(self->facts_));
+                                });
+}
+
+void request_op::start_backoff(std::chrono::milliseconds delay)
+{
+    if (!backoff_)
+        backoff_.emplace(strand_);
+    backoff_->expires_after(delay);
+    backoff_->async_wait(
+        [self = shared_from_this()](error_code) { self->run(events::backoff_ended()); });
+}
+
+void request_op::abort_pending()
+{
+    switch (fsm_.phase()) {
+    case request_phase::acquiring:
+        source_.abort_acquire(*this);
+        return;
+    case request_phase::exchanging:
+        connection_->abort();
+        return;
+    case request_phase::releasing:
+        source_.abort_release(*this);
+        return;
+    case request_phase::backing_off:
+        backoff_->cancel();
+        return;
+    case request_phase::initial:
+    case request_phase::done:
+        break;
+    }
+    BOOST_ASSERT(false); // the fsm aborts only a pending step
+}
+
+void request_op::finish(error_code ec)
+{
+    if (user_slot_.is_connected())
+        user_slot_.clear();
+    if (ec)
+        response_ = {};
+    source_.finished(*this);
+    if (initiating_) {
+        // Never complete inside the initiating function.
+        asio::post(strand_, [self = shared_from_this(), ec] { self->call_handler(ec); });
+        return;
+    }
+    call_handler(ec);
+}
+
+void request_op::call_handler(error_code ec)
+{
+    if (handler_work_) {
+        asio::dispatch(handler_work_, asio::append(std::move(handler_), ec, std::move(response_)));
+        handler_work_ = {}; // the handler is queued (or has run): it is the work now
+        return;
+    }
+    if (io_executor_.target<asio::io_context::executor_type>() != nullptr) {
+        // We run inside that io_context, so dispatch() on it would call the handler
+        // here and now; calling it directly spares the type-erased executor it builds.
+        std::move(handler_)(ec, std::move(response_));
+        return;
+    }
+    // Any other executor decides for itself (blocking.never posts, a custom one may
+    // track or trace what it runs).
+    asio::dispatch(io_executor_, asio::append(std::move(handler_), ec, std::move(response_)));
+}
+
+} // namespace cartesia::detail

@@ -1,0 +1,156 @@
+// The one driver of every token-minting operation: it runs the request algorithm
+// (request_fsm.hpp) by executing each action it returns and feeding back the
+// result, over a connection_source that supplies the connections. The free
+// async_generate_token is this driver over a source that opens a fresh connection
+// per attempt and never keeps it (generate_token.cpp); cartesia::client is this
+// driver over its pool (client.cpp). Private to src/.
+//
+// Why a hand-written completion-handler loop, and not a coroutine or
+// asio::async_compose (measured; see the commit that introduced it and
+// bench/README.md):
+// - co_spawn costs coroutine frames per operation that Asio's two-block
+//   thread-local cache does not absorb once operations overlap (the pooled
+//   benchmark starts the next request inside the previous one's completion), and
+//   each awaited step a frame more.
+// - async_compose moves its state with every step, while a deadline, a
+//   cancellation and close() must reach the operation while a step is pending;
+//   and it runs intermediate steps on the handler's associated executor, while all
+//   of an operation's state lives on its strand.
+// Here the state has a stable address, each step's handler holds one shared_ptr,
+// and all steps run on the strand.
+#ifndef CARTESIA_SRC_REQUEST_OP_HPP
+#define CARTESIA_SRC_REQUEST_OP_HPP
+
+#include "connection.hpp"
+#include "request_fsm.hpp"
+
+#include <cartesia/generate_token.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <memory>
+#include <optional>
+#include <string_view>
+
+namespace cartesia::detail {
+
+// A strand, type-erased. Made by make_operation_strand().
+using strand_type = asio::any_io_executor;
+
+// A strand over `executor`. When that is an io_context's executor, the strand is
+// built over the concrete type: it then fits in any_io_executor's small buffer,
+// and the executor copies and prefer(outstanding_work.tracked) calls that every
+// asynchronous step makes cost no heap allocation (a strand over any_io_executor
+// allocates on each).
+strand_type make_operation_strand(const asio::any_io_executor& executor);
+
+// `delay` after `now`, saturating: a timeout of centuries must not overflow the clock.
+asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay);
+
+class request_op;
+
+// Where a request's connections come from. Called on the request's strand.
+class connection_source {
+public:
+    // Called on the strand before the request starts; a reason to refuse it (a
+    // closed client), or nullopt.
+    virtual std::optional<std::string_view> admit(request_op& op) = 0;
+    // Starts acquiring a connection for `op`. Returns true when op has one now
+    // (set_connection() was called); otherwise the source calls op.acquire_done()
+    // later, exactly once.
+    virtual bool acquire(request_op& op) = 0;
+    // Makes a pending acquisition end now; it still ends through acquire_done().
+    virtual void abort_acquire(request_op& op) = 0;
+    // Takes back the connection after an exchange that went as `exchange` says, or
+    // unused (`exchange` null: the acquisition was aborted as it succeeded).
+    // Returns true when done now; otherwise the source calls op.released() later.
+    virtual bool release(request_op& op, const attempt_outcome* exchange) = 0;
+    // Makes a pending release end now.
+    virtual void abort_release(request_op& op) = 0;
+    // Watch the deadline of the current attempt: should `at` pass before
+    // stop_deadline(), call op.deadline_passed(attempt) with the attempt's number.
+    virtual void start_deadline(request_op& op, asio::steady_timer::time_point at) = 0;
+    virtual void stop_deadline(request_op& op) = 0;
+    // The operation is about to call its handler.
+    virtual void finished(request_op& op) = 0;
+
+protected:
+    ~connection_source() = default;
+};
+
+class request_op : public std::enable_shared_from_this<request_op> {
+public:
+    // `handler_has_own_executor`: see has_own_executor() in generate_token.hpp.
+    // `config` and `request_head` must outlive the operation (they belong to the
+    // derived class or to the pool).
+    request_op(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
+               strand_type strand, const client_config& config, std::string_view request_head,
+               const token_request& request, diagnostics* diag, connection_source& source);
+    virtual ~request_op() = default;
+    request_op(const request_op&) = delete;
+    request_op& operator=(const request_op&) = delete;
+
+    // Installs the cancellation bridge and starts on the strand. Any thread.
+    void start();
+
+    // --- events, on the strand -------------------------------------------------
+
+    // The source's answer to acquire(): a connection (set_connection() first), or `ec`.
+    void acquire_done(error_code ec);
+    void released();
+    void deadline_passed(unsigned attempt);
+    // Terminal or partial cancellation, or close(): ends the operation with
+    // operation_aborted as soon as possible, `why` as its client message.
+    void cancel(std::string_view why);
+
+    // --- for the source --------------------------------------------------------
+
+    void set_connection(connection* link, bool reused) noexcept
+    {
+        connection_ = link;
+        reused_ = reused;
+    }
+    connection* current_connection() const noexcept { return connection_; }
+    unsigned attempt() const noexcept { return fsm_.attempt(); }
+    const strand_type& strand() const noexcept { return strand_; }
+    const client_config& config() const noexcept { return config_; }
+    diagnostics& diag() noexcept { return diag_; }
+
+private:
+    struct cancellation_bridge;
+
+    // The one loop: the fsm's action for `event`, executed; synchronous results
+    // are fed back at once, asynchronous ones come back through the events above.
+    void run(request_event event);
+    void start_exchange();
+    void start_backoff(std::chrono::milliseconds delay);
+    void abort_pending();
+    void finish(error_code ec);
+    void call_handler(error_code ec);
+
+    const strand_type strand_;
+    const client_config& config_;
+    const std::string_view request_head_;
+    const request_tail request_tail_;
+    connection_source& source_;
+    diagnostics own_diag_; // used when the caller passed none
+    diagnostics& diag_;
+    request_fsm fsm_;
+    asio::any_io_executor io_executor_;
+    token_handler handler_;
+    // The handler's own executor, tracking work, when it has one: keeps that
+    // execution context busy until the handler is queued there. Empty otherwise:
+    // the operation's I/O keeps io_executor_'s context busy already.
+    asio::any_completion_executor handler_work_;
+    asio::cancellation_slot user_slot_;
+    connection* connection_ = nullptr; // while acquired
+    bool reused_ = false;
+    attempt_outcome facts_;            // of the exchange in progress
+    token_response response_;
+    std::optional<asio::steady_timer> backoff_; // most operations never retry: made when one does
+    bool initiating_ = false; // inside start(): completing now must not call the handler inline
+};
+
+} // namespace cartesia::detail
+
+#endif
