@@ -130,8 +130,8 @@ class pooled_operation final : public request_op,
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
-        : request_op(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(),
-                     pool->config(), pool->request_head(), request, diag, *pool),
+        : request_op(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(), pool->config(),
+                     pool->request_head(), request, diag, *pool),
           pool_(std::move(pool))
     {
     }
@@ -223,8 +223,8 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
         if (!exchange->ec || exchange->response_started)
             remember_session(link);
     }
-    const auto answer = pool_.release(node, link.reusable(), asio::steady_timer::clock_type::now(),
-                                      config_.idle_timeout);
+    const auto answer =
+        pool_.release(node, link.reusable(), asio::steady_timer::clock_type::now(), config_.idle_timeout);
     switch (answer.kind) {
     case pool_type::release_kind::handed_over:
         static_cast<pooled_operation*>(answer.to)->wake();

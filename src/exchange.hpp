@@ -39,7 +39,6 @@ using boost::system::error_code;
 // Awaited operations report errors as values: faults are ordinary outcomes here.
 constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 
-
 // Maps an error of reading the response (`part` is "headers" or "body") to the
 // error the caller sees, with a client message. Defined in connection.cpp: it is
 // the same for every stream.
@@ -224,8 +223,7 @@ public:
             return;
         case step::reading:
             state_.buffer.commit(transferred);
-            read_or_finish(self,
-                           ec ? end_of_input(ec, *state_.parser) : parse_buffered(state_.buffer, *state_.parser));
+            read_or_finish(self, ec ? end_of_input(ec, *state_.parser) : parse_buffered(state_.buffer, *state_.parser));
             return;
         }
     }
@@ -307,9 +305,8 @@ private:
 };
 
 template <class AsyncStream, class CompletionToken>
-auto async_exchange(AsyncStream& stream, asio::const_buffer request, response_state& state,
-                    const client_config& config, attempt_outcome& facts, token_response& response, diagnostics& diag,
-                    CompletionToken&& token)
+auto async_exchange(AsyncStream& stream, asio::const_buffer request, response_state& state, const client_config& config,
+                    attempt_outcome& facts, token_response& response, diagnostics& diag, CompletionToken&& token)
 {
     return asio::async_compose<CompletionToken, void(error_code)>(
         exchange_op<AsyncStream>(stream, request, state, config, facts, response, diag), token, stream);

@@ -34,8 +34,8 @@ struct oneshot_setup {
 class oneshot_operation final : private oneshot_setup, public request_op, private connection_source {
 public:
     oneshot_operation(token_handler handler, bool handler_has_own_executor, const asio::any_io_executor& executor,
-                      asio::ssl::context& tls, client_config config, const token_request& request,
-                      endpoint destination, diagnostics* diag)
+                      asio::ssl::context& tls, client_config config, const token_request& request, endpoint destination,
+                      diagnostics* diag)
         : oneshot_setup(std::move(config), std::move(destination)),
           request_op(std::move(handler), handler_has_own_executor, executor, make_operation_strand(executor),
                      own_config, request_head, request, diag, *this),

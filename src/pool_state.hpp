@@ -129,9 +129,9 @@ public:
     // --- what the connections' tasks report ----------------------------------
 
     struct opened_answer {
-        waiter* to = nullptr;   // handed the connection, or the failure
-        node* open = nullptr;   // another connection to open for the queue
-        bool close_it = false;  // the pool closed meanwhile: close the connection
+        waiter* to = nullptr;  // handed the connection, or the failure
+        node* open = nullptr;  // another connection to open for the queue
+        bool close_it = false; // the pool closed meanwhile: close the connection
     };
 
     // A connection's task has opened it (no error) or given up (`failure`). A
@@ -275,10 +275,10 @@ private:
     void make_idle(node& c, pool_clock::time_point now, std::chrono::milliseconds idle_timeout)
     {
         set_status(c, connection_status::idle);
-        c.idle_until = idle_timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           pool_clock::time_point::max() - now)
-                           ? pool_clock::time_point::max()
-                           : now + idle_timeout;
+        c.idle_until =
+            idle_timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(pool_clock::time_point::max() - now)
+                ? pool_clock::time_point::max()
+                : now + idle_timeout;
         idle_.push_back(&c);
     }
 
@@ -287,8 +287,7 @@ private:
         using cs = connection_status;
         [[maybe_unused]] const cs from = c.status;
         BOOST_ASSERT((next == cs::in_use && (from == cs::opening || from == cs::idle)) ||
-                     (next == cs::idle && (from == cs::opening || from == cs::in_use)) ||
-                     (next == cs::closing));
+                     (next == cs::idle && (from == cs::opening || from == cs::in_use)) || (next == cs::closing));
         if (from == cs::opening && next != cs::opening)
             --opening_;
         c.status = next;

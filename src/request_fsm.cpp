@@ -85,15 +85,14 @@ void request_fsm::enter(request_phase next) noexcept
 {
     // The transitions of the diagram in request_fsm.hpp, and no others.
     [[maybe_unused]] const auto from = phase_;
-    BOOST_ASSERT((next == request_phase::acquiring &&
-                  (from == request_phase::initial || from == request_phase::releasing ||
-                   from == request_phase::backing_off)) ||
-                 (next == request_phase::exchanging && from == request_phase::acquiring) ||
-                 (next == request_phase::releasing &&
-                  (from == request_phase::acquiring || from == request_phase::exchanging)) ||
-                 (next == request_phase::backing_off &&
-                  (from == request_phase::acquiring || from == request_phase::releasing)) ||
-                 (next == request_phase::done && from != request_phase::done));
+    BOOST_ASSERT(
+        (next == request_phase::acquiring &&
+         (from == request_phase::initial || from == request_phase::releasing || from == request_phase::backing_off)) ||
+        (next == request_phase::exchanging && from == request_phase::acquiring) ||
+        (next == request_phase::releasing && (from == request_phase::acquiring || from == request_phase::exchanging)) ||
+        (next == request_phase::backing_off &&
+         (from == request_phase::acquiring || from == request_phase::releasing)) ||
+        (next == request_phase::done && from != request_phase::done));
     phase_ = next;
 }
 

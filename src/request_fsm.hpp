@@ -71,7 +71,10 @@ inline request_event of(request_event_kind kind) noexcept
     e.kind = kind;
     return e;
 }
-inline request_event start() noexcept { return of(request_event_kind::start); }
+inline request_event start() noexcept
+{
+    return of(request_event_kind::start);
+}
 inline request_event acquired(bool reused) noexcept
 {
     auto e = of(request_event_kind::acquired);
@@ -90,8 +93,14 @@ inline request_event exchanged(const attempt_outcome& outcome) noexcept
     e.outcome = outcome;
     return e;
 }
-inline request_event released() noexcept { return of(request_event_kind::released); }
-inline request_event backoff_ended() noexcept { return of(request_event_kind::backoff_ended); }
+inline request_event released() noexcept
+{
+    return of(request_event_kind::released);
+}
+inline request_event backoff_ended() noexcept
+{
+    return of(request_event_kind::backoff_ended);
+}
 inline request_event deadline_passed(unsigned attempt) noexcept
 {
     auto e = of(request_event_kind::deadline_passed);
@@ -129,9 +138,9 @@ struct request_action {
 
 // What a request's algorithm needs to know of its configuration.
 struct request_settings {
-    std::chrono::milliseconds timeout{};    // of one attempt
-    unsigned max_attempts = 1;              // 1 + max_retries
-    double (*jitter)() noexcept = nullptr;  // in [0, 1), for the backoff; injected so that tests are exact
+    std::chrono::milliseconds timeout{};   // of one attempt
+    unsigned max_attempts = 1;             // 1 + max_retries
+    double (*jitter)() noexcept = nullptr; // in [0, 1), for the backoff; injected so that tests are exact
 };
 
 class request_fsm {

@@ -175,8 +175,7 @@ void request_op::start_backoff(std::chrono::milliseconds delay)
     if (!backoff_)
         backoff_.emplace(strand_);
     backoff_->expires_after(delay);
-    backoff_->async_wait(
-        [self = shared_from_this()](error_code) { self->run(events::backoff_ended()); });
+    backoff_->async_wait([self = shared_from_this()](error_code) { self->run(events::backoff_ended()); });
 }
 
 void request_op::abort_pending()

@@ -145,10 +145,10 @@ private:
     asio::cancellation_slot user_slot_;
     connection* connection_ = nullptr; // while acquired
     bool reused_ = false;
-    attempt_outcome facts_;            // of the exchange in progress
+    attempt_outcome facts_; // of the exchange in progress
     token_response response_;
     std::optional<asio::steady_timer> backoff_; // most operations never retry: made when one does
-    bool initiating_ = false; // inside start(): completing now must not call the handler inline
+    bool initiating_ = false;                   // inside start(): completing now must not call the handler inline
 };
 
 } // namespace cartesia::detail

@@ -122,12 +122,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         error_code ec;
         bool finished = false;
         int completions = 0;
-        cd::async_exchange(stream, asio::buffer(request), state, config, facts, response, diag,
-                           [&](error_code result) {
-                               ec = result;
-                               finished = true;
-                               ++completions;
-                           });
+        cd::async_exchange(stream, asio::buffer(request), state, config, facts, response, diag, [&](error_code result) {
+            ec = result;
+            finished = true;
+            ++completions;
+        });
         io.restart();
         io.run();
         require(finished && completions == 1, "the exchange completes once, when the server has closed");

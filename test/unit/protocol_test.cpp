@@ -257,7 +257,8 @@ BOOST_AUTO_TEST_CASE(request_head_is_exact)
     const std::string length = "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
     const std::string tail(cd::serialize_request_tail(request).view());
     BOOST_TEST(cd::serialize_request_head(config, where, true) + tail == head + length + body);
-    BOOST_TEST(cd::serialize_request_head(config, where, false) + tail == head + "Connection: close\r\n" + length + body);
+    BOOST_TEST(cd::serialize_request_head(config, where, false) + tail ==
+               head + "Connection: close\r\n" + length + body);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
