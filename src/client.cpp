@@ -44,8 +44,7 @@ class pooled_operation;
 class client_impl final : public std::enable_shared_from_this<client_impl>, public connection_source {
 public:
     client_impl(asio::any_io_executor executor, asio::ssl::context& tls, client_config config)
-        : executor_(std::move(executor)), strand_(make_operation_strand(executor_)), tls_(tls),
-          config_(std::move(config)), pool_(config_.max_connections)
+        : executors_(std::move(executor)), tls_(tls), config_(std::move(config)), pool_(config_.max_connections)
     {
         // Checked once; a bad configuration fails each operation, before any I/O.
         config_error_ = validate(config_, {}, where_, config_diag_);
@@ -53,8 +52,9 @@ public:
             request_head_ = serialize_request_head(config_, where_, /*keep_alive=*/true);
     }
 
-    const asio::any_io_executor& executor() const noexcept { return executor_; }
-    const strand_type& strand() const noexcept { return strand_; }
+    const operation_executors& executors() const noexcept { return executors_; }
+    const asio::any_io_executor& executor() const noexcept { return executors_.io_executor; }
+    const strand_type& strand() const noexcept { return executors_.strand; }
     const client_config& config() const noexcept { return config_; }
     const std::string& request_head() const noexcept { return request_head_; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
@@ -99,8 +99,7 @@ private:
     void close_connection(pool_type::node& node);
     void remember_session(connection& link);
 
-    asio::any_io_executor executor_;
-    strand_type strand_;
+    const operation_executors executors_;
     asio::ssl::context& tls_;
     const client_config config_;
     endpoint where_;
@@ -110,8 +109,8 @@ private:
 
     pool_type pool_;
     deadline_list deadlines_;
-    pool_timer deadline_timer_{strand_};
-    pool_timer idle_timer_{strand_};
+    pool_timer deadline_timer_{strand()};
+    pool_timer idle_timer_{strand()};
     boost::intrusive::list<tracked_request, boost::intrusive::base_hook<tracked_hook>,
                            boost::intrusive::constant_time_size<false>>
         active_;
@@ -130,7 +129,7 @@ class pooled_operation final : public request_op,
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
-        : request_op(std::move(handler), handler_has_own_executor, pool->executor(), pool->strand(), pool->config(),
+        : request_op(std::move(handler), handler_has_own_executor, pool->executors(), pool->config(),
                      pool->request_head(), request, diag, *pool),
           pool_(std::move(pool))
     {
@@ -257,9 +256,9 @@ void client_impl::finished(request_op& op)
 
 void client_impl::open_connection(pool_type::node* node)
 {
-    node->link.emplace(strand_, tls_);
+    node->link.emplace(strand(), tls_);
     auto diag = std::make_shared<diagnostics>();
-    asio::co_spawn(strand_, open(*node->link, *diag),
+    asio::co_spawn(strand(), open(*node->link, *diag),
                    [self = shared_from_this(), node, diag](const std::exception_ptr& failure, error_code ec) {
                        if (failure) // only allocation failures can get here
                            ec = make_error_code(boost::system::errc::not_enough_memory);
@@ -271,7 +270,7 @@ asio::awaitable<error_code> client_impl::open(connection& link, diagnostics& dia
 {
     tcp::resolver::results_type endpoints = endpoints_;
     if (endpoints.empty()) {
-        if (auto ec = co_await resolve_endpoints(where_, resolver_, strand_, endpoints, diag))
+        if (auto ec = co_await resolve_endpoints(where_, resolver_, strand(), endpoints, diag))
             co_return ec;
         endpoints_ = endpoints;
     }

@@ -251,6 +251,8 @@ std::string serialize_request_head(const client_config& config, const endpoint& 
 
 request_tail serialize_request_tail(const token_request& request)
 {
+    static_assert(std::tuple_size_v<decltype(request_tail::bytes)> >= std::tuple_size_v<body_buffer> + 2 + 4,
+                  "request_tail holds the longest body, its length and the blank line");
     body_buffer body_bytes;
     const std::string_view body = write_request_body(request, body_bytes);
     request_tail tail;

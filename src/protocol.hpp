@@ -61,7 +61,9 @@ std::string serialize_request_body(const token_request& request);
 std::string serialize_request_head(const client_config& config, const endpoint& where, bool keep_alive);
 
 struct request_tail {
-    std::array<char, 128> bytes{};
+    // The length (two digits), the blank line and a body of at most 96 bytes: sized
+    // to that (checked in protocol.cpp), since every queued request carries one.
+    std::array<char, 104> bytes{};
     std::size_t size = 0;
     std::string_view view() const noexcept { return {bytes.data(), size}; }
 };

@@ -66,18 +66,19 @@ struct request_op::cancellation_bridge {
     }
 };
 
-request_op::request_op(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
-                       strand_type strand, const client_config& config, std::string_view request_head,
-                       const token_request& request, diagnostics* diag, connection_source& source)
-    : strand_(std::move(strand)), config_(config), request_head_(request_head),
+request_op::request_op(token_handler handler, bool handler_has_own_executor, const operation_executors& executors,
+                       const client_config& config, std::string_view request_head, const token_request& request,
+                       diagnostics* diag, connection_source& source)
+    : executors_(executors), config_(config), request_head_(request_head),
       request_tail_(serialize_request_tail(request)), source_(source), diag_(diag ? *diag : own_diag_),
-      fsm_(settings_of(config), diag_), io_executor_(std::move(io_executor)), handler_(std::move(handler)),
+      fsm_(settings_of(config), diag_), handler_(std::move(handler)),
       // Asio's rule: an outstanding operation counts as work on its handler's
       // executor, so that an io_context that only runs the handler (a handler bound
       // to another context) does not run out of work and return before it.
-      handler_work_(handler_has_own_executor ? asio::prefer(asio::get_associated_executor(handler_, io_executor_),
-                                                            asio::execution::outstanding_work.tracked)
-                                             : asio::any_completion_executor())
+      handler_work_(handler_has_own_executor ? std::make_unique<asio::any_completion_executor>(asio::prefer(
+                                                   asio::get_associated_executor(handler_, executors.io_executor),
+                                                   asio::execution::outstanding_work.tracked))
+                                             : nullptr)
 {
 }
 
@@ -85,9 +86,9 @@ void request_op::start()
 {
     if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
         user_slot_ = slot;
-        user_slot_.emplace<cancellation_bridge>(weak_from_this(), strand_);
+        user_slot_.emplace<cancellation_bridge>(weak_from_this(), executors_.strand);
     }
-    asio::dispatch(strand_, [self = shared_from_this()] {
+    asio::dispatch(executors_.strand, [self = shared_from_this()] {
         self->initiating_ = true;
         if (auto refused = self->source_.admit(*self))
             self->run(events::cancelled(*refused));
@@ -173,7 +174,7 @@ void request_op::start_exchange()
 void request_op::start_backoff(std::chrono::milliseconds delay)
 {
     if (!backoff_)
-        backoff_.emplace(strand_);
+        backoff_ = std::make_unique<asio::steady_timer>(executors_.strand);
     backoff_->expires_after(delay);
     backoff_->async_wait([self = shared_from_this()](error_code) { self->run(events::backoff_ended()); });
 }
@@ -209,7 +210,7 @@ void request_op::finish(error_code ec)
     source_.finished(*this);
     if (initiating_) {
         // Never complete inside the initiating function.
-        asio::post(strand_, [self = shared_from_this(), ec] { self->call_handler(ec); });
+        asio::post(executors_.strand, [self = shared_from_this(), ec] { self->call_handler(ec); });
         return;
     }
     call_handler(ec);
@@ -218,11 +219,11 @@ void request_op::finish(error_code ec)
 void request_op::call_handler(error_code ec)
 {
     if (handler_work_) {
-        asio::dispatch(handler_work_, asio::append(std::move(handler_), ec, std::move(response_)));
-        handler_work_ = {}; // the handler is queued (or has run): it is the work now
+        asio::dispatch(*handler_work_, asio::append(std::move(handler_), ec, std::move(response_)));
+        handler_work_.reset(); // the handler is queued (or has run): it is the work now
         return;
     }
-    if (io_executor_.target<asio::io_context::executor_type>() != nullptr) {
+    if (executors_.io_executor.target<asio::io_context::executor_type>() != nullptr) {
         // We run inside that io_context, so dispatch() on it would call the handler
         // here and now; calling it directly spares the type-erased executor it builds.
         std::move(handler_)(ec, std::move(response_));
@@ -230,7 +231,7 @@ void request_op::call_handler(error_code ec)
     }
     // Any other executor decides for itself (blocking.never posts, a custom one may
     // track or trace what it runs).
-    asio::dispatch(io_executor_, asio::append(std::move(handler_), ec, std::move(response_)));
+    asio::dispatch(executors_.io_executor, asio::append(std::move(handler_), ec, std::move(response_)));
 }
 
 } // namespace cartesia::detail

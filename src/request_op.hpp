@@ -47,6 +47,19 @@ strand_type make_operation_strand(const asio::any_io_executor& executor);
 // `delay` after `now`, saturating: a timeout of centuries must not overflow the clock.
 asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay);
 
+// The executors an operation runs on: owned by its source (the pool, or the
+// one-shot operation itself), so that each request refers to them instead of
+// carrying copies (a queued request's size matters: thousands may wait).
+struct operation_executors {
+    explicit operation_executors(asio::any_io_executor executor)
+        : io_executor(std::move(executor)), strand(make_operation_strand(io_executor))
+    {
+    }
+
+    asio::any_io_executor io_executor; // the caller's
+    strand_type strand;                // over it; every step of the operation runs here
+};
+
 class request_op;
 
 // Where a request's connections come from. Called on the request's strand.
@@ -81,11 +94,11 @@ protected:
 class request_op : public std::enable_shared_from_this<request_op> {
 public:
     // `handler_has_own_executor`: see has_own_executor() in generate_token.hpp.
-    // `config` and `request_head` must outlive the operation (they belong to the
-    // derived class or to the pool).
-    request_op(token_handler handler, bool handler_has_own_executor, asio::any_io_executor io_executor,
-               strand_type strand, const client_config& config, std::string_view request_head,
-               const token_request& request, diagnostics* diag, connection_source& source);
+    // `executors`, `config` and `request_head` must outlive the operation (they
+    // belong to the derived class or to the pool).
+    request_op(token_handler handler, bool handler_has_own_executor, const operation_executors& executors,
+               const client_config& config, std::string_view request_head, const token_request& request,
+               diagnostics* diag, connection_source& source);
     virtual ~request_op() = default;
     request_op(const request_op&) = delete;
     request_op& operator=(const request_op&) = delete;
@@ -112,7 +125,7 @@ public:
     }
     connection* current_connection() const noexcept { return connection_; }
     unsigned attempt() const noexcept { return fsm_.attempt(); }
-    const strand_type& strand() const noexcept { return strand_; }
+    const strand_type& strand() const noexcept { return executors_.strand; }
     const client_config& config() const noexcept { return config_; }
     diagnostics& diag() noexcept { return diag_; }
 
@@ -128,7 +141,7 @@ private:
     void finish(error_code ec);
     void call_handler(error_code ec);
 
-    const strand_type strand_;
+    const operation_executors& executors_;
     const client_config& config_;
     const std::string_view request_head_;
     const request_tail request_tail_;
@@ -136,19 +149,19 @@ private:
     diagnostics own_diag_; // used when the caller passed none
     diagnostics& diag_;
     request_fsm fsm_;
-    asio::any_io_executor io_executor_;
     token_handler handler_;
     // The handler's own executor, tracking work, when it has one: keeps that
-    // execution context busy until the handler is queued there. Empty otherwise:
-    // the operation's I/O keeps io_executor_'s context busy already.
-    asio::any_completion_executor handler_work_;
+    // execution context busy until the handler is queued there. Null otherwise (the
+    // usual case, which then pays neither its size nor an allocation): the
+    // operation's I/O keeps the I/O executor's context busy already.
+    std::unique_ptr<asio::any_completion_executor> handler_work_;
     asio::cancellation_slot user_slot_;
     connection* connection_ = nullptr; // while acquired
     bool reused_ = false;
     attempt_outcome facts_; // of the exchange in progress
     token_response response_;
-    std::optional<asio::steady_timer> backoff_; // most operations never retry: made when one does
-    bool initiating_ = false;                   // inside start(): completing now must not call the handler inline
+    std::unique_ptr<asio::steady_timer> backoff_; // most operations never retry: made when one does
+    bool initiating_ = false;                     // inside start(): completing now must not call the handler inline
 };
 
 } // namespace cartesia::detail
