@@ -9,7 +9,7 @@ here=$3/test/browser
 
 for tool in node npm /usr/bin/chromium; do
     if ! command -v "$tool" >/dev/null; then
-        echo "browser_e2e: skipped, $tool is missing (scripts/setup installs it)"
+        echo "browser_e2e: skipped, $tool is missing (scripts/setup test installs it)"
         exit 77 # ctest's SKIP_RETURN_CODE
     fi
 done

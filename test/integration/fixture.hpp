@@ -54,7 +54,8 @@ inline server_options notify_when_requests_reach(std::size_t count, boost::asio:
 {
     server_options options;
     auto seen = std::make_shared<std::atomic<std::size_t>>(0);
-    options.responder = [=, &client_io](const recorded_request&) -> std::optional<canned_response> {
+    options.responder = [seen, count, &client_io,
+                         action = std::move(action)](const recorded_request&) -> std::optional<canned_response> {
         if (++*seen == count)
             boost::asio::post(client_io, action);
         return std::nullopt;
@@ -80,11 +81,11 @@ struct outcome {
 
 // Runs one operation to completion on f.io with a callback, and checks that the
 // handler ran exactly once and that nothing was left pending (io.run() returned).
-inline outcome mint(server_fixture& f, const client_config& config, token_request request = {})
+inline outcome mint(server_fixture& f, const client_config& config, const token_request& request = {})
 {
     outcome out;
     const auto start = clock_type::now();
-    async_generate_token(f.io, f.tls, config, std::move(request), out.diag,
+    async_generate_token(f.io, f.tls, config, request, out.diag,
                          [&](boost::system::error_code ec, token_response response) {
                              out.ec = ec;
                              out.response = std::move(response);
