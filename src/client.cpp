@@ -91,6 +91,7 @@ private:
 
     // The connection's task: resolve (once for the pool), connect, handshake,
     // then report to the pool.
+    struct opening;
     void open_connection(pool_type::node* node);
     asio::awaitable<error_code> open(connection& link, diagnostics& diag);
     void opened(pool_type::node& node, error_code ec, const diagnostics& diag);
@@ -190,15 +191,16 @@ std::optional<std::string_view> client_impl::admit(request_op& op)
 bool client_impl::acquire(request_op& op)
 {
     auto& request = pooled(op);
-    const auto answer = pool_.acquire(request);
+    // A request moving past a stale connection keeps its place: it had one already.
+    const auto answer = pool_.acquire(request, op.moving_past_stale_connection());
     if (answer.kind == pool_type::acquire_kind::use) {
         request.node_ = answer.connection;
         request.set_connection(&*answer.connection->link, answer.connection->exchanges > 0);
         return true;
     }
+    request.wait_for_connection();
     if (answer.open)
         open_connection(answer.open);
-    request.wait_for_connection();
     return false;
 }
 
@@ -254,15 +256,38 @@ void client_impl::finished(request_op& op)
     pooled(op).tracked_request::unlink();
 }
 
+// An opening has a deadline of its own, `timeout` from its start: no request's
+// deadline or cancellation reaches it (a request only leaves the queue), and an
+// opening that hangs (a handshake never answered) would otherwise keep its place
+// in the pool, and the queue waiting on it, for good.
+struct client_impl::opening {
+    explicit opening(const strand_type& strand) : deadline(strand) {}
+    diagnostics diag;
+    asio::steady_timer deadline;
+    bool ended = false;
+};
+
 void client_impl::open_connection(pool_type::node* node)
 {
     node->link.emplace(strand(), tls_);
-    auto diag = std::make_shared<diagnostics>();
-    asio::co_spawn(strand(), open(*node->link, *diag),
-                   [self = shared_from_this(), node, diag](const std::exception_ptr& failure, error_code ec) {
+    auto task = std::make_shared<opening>(strand());
+    task->deadline.expires_at(time_after(asio::steady_timer::clock_type::now(), config_.timeout));
+    task->deadline.async_wait([self = shared_from_this(), node, task](error_code ec) {
+        if (ec || task->ended)
+            return;
+        diagnostics_access::set_client_message(task->diag, "no connection to " + self->where_.host_header + " within " +
+                                                               std::to_string(self->config_.timeout.count()) + " ms");
+        if (self->resolver_)
+            self->resolver_->cancel();
+        node->link->abort(); // the task ends in opened()
+    });
+    asio::co_spawn(strand(), open(*node->link, task->diag),
+                   [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
                        if (failure) // only allocation failures can get here
                            ec = make_error_code(boost::system::errc::not_enough_memory);
-                       self->opened(*node, ec, *diag);
+                       task->ended = true;
+                       task->deadline.cancel();
+                       self->opened(*node, ec, task->diag);
                    });
 }
 
@@ -365,8 +390,7 @@ void client_impl::close()
     for (auto& tracked : active_)
         static_cast<pooled_operation&>(tracked).cancel(closed_reason);
     auto answer = pool_.close();
-    for (auto* request : answer.woken) // none: cancelled requests left the queue
-        static_cast<pooled_operation*>(request)->wake();
+    BOOST_ASSERT(answer.woken.empty()); // the cancelled requests left the queue
     for (auto* node : answer.close_now) {
         node->link->abort();
         close_connection(*node);

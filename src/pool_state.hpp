@@ -82,9 +82,9 @@ public:
     };
 
     // An idle connection, the most recently used (its TLS state is warmest), when
-    // nobody is queued ahead; else the request joins the queue, and a connection
-    // is opened for it if the pool may grow.
-    acquire_answer acquire(waiter& w)
+    // nobody is queued ahead; else the request joins the queue (at its head when
+    // `ahead_of_queue`), and a connection is opened for it if the pool may grow.
+    acquire_answer acquire(waiter& w, bool ahead_of_queue = false)
     {
         BOOST_ASSERT(!w.queued() && !closed_);
         w.handed = nullptr;
@@ -95,7 +95,10 @@ public:
             set_status(*taken, connection_status::in_use);
             return {acquire_kind::use, taken};
         }
-        waiters_.push_back(w);
+        if (ahead_of_queue)
+            waiters_.push_front(w);
+        else
+            waiters_.push_back(w);
         return {acquire_kind::wait, nullptr, plan_opening()};
     }
 
@@ -106,7 +109,6 @@ public:
     struct release_answer {
         release_kind kind;
         waiter* to = nullptr; // handed_over: the waiter now holding it
-        node* open = nullptr; // close: a replacement to open for the queue
     };
 
     // A lent connection comes back: to the next waiter, to the idle stack, or to
@@ -116,11 +118,11 @@ public:
         BOOST_ASSERT(c.status == connection_status::in_use);
         if (closed_ || !reusable) {
             set_status(c, connection_status::closing);
-            return {release_kind::close, nullptr, nullptr};
+            return {release_kind::close, nullptr};
         }
         if (waiter* next = pop_waiter()) {
             next->handed = &c;
-            return {release_kind::handed_over, next, nullptr};
+            return {release_kind::handed_over, next};
         }
         make_idle(c, now, idle_timeout);
         return {release_kind::kept_idle};
@@ -130,7 +132,6 @@ public:
 
     struct opened_answer {
         waiter* to = nullptr;  // handed the connection, or the failure
-        node* open = nullptr;  // another connection to open for the queue
         bool close_it = false; // the pool closed meanwhile: close the connection
     };
 
@@ -143,7 +144,7 @@ public:
         BOOST_ASSERT(c.status == connection_status::opening || c.status == connection_status::closing);
         if (c.status == connection_status::closing || closed_) {
             set_status(c, connection_status::closing);
-            return {nullptr, nullptr, true};
+            return {nullptr, true};
         }
         if (failure) {
             set_status(c, connection_status::closing);
@@ -157,7 +158,7 @@ public:
         if (waiter* next = pop_waiter()) {
             set_status(c, connection_status::in_use);
             next->handed = &c;
-            return {next, nullptr, false};
+            return {next, false};
         }
         make_idle(c, now, idle_timeout); // its waiter left meanwhile
         return {};

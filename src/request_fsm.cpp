@@ -98,6 +98,7 @@ void request_fsm::enter(request_phase next) noexcept
 
 request_action request_fsm::begin_attempt()
 {
+    moving_past_stale_ = false;
     ++attempt_;
     BOOST_ASSERT(attempt_ <= settings_.max_attempts);
     if (interruption_ == interruption::deadline)
@@ -119,6 +120,7 @@ request_action request_fsm::on_acquired(const request_event& event)
         return act(kind::release);
     }
     connection_reused_ = event.reused;
+    moving_past_stale_ = false;
     enter(request_phase::exchanging);
     return act(kind::exchange);
 }
@@ -167,6 +169,7 @@ request_action request_fsm::on_released()
         diagnostics_access::set_attempts(diag_, attempts);
         if (interruption_ != interruption::none) // interrupted while releasing
             return after_failure(failed(explain(asio::error::operation_aborted)));
+        moving_past_stale_ = true;
         enter(request_phase::acquiring);
         return act(kind::acquire);
     }

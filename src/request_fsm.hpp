@@ -157,7 +157,11 @@ public:
     // Reused connections that failed before any response byte, moved past without
     // counting as a retry.
     unsigned stale_moves() const noexcept { return stale_moves_; }
-    bool cancelled() const noexcept { return interruption_ == interruption::cancelled; }
+    // Acquiring again after a stale connection, within the same attempt.
+    bool moving_past_stale_connection() const noexcept
+    {
+        return phase_ == request_phase::acquiring && moving_past_stale_;
+    }
 
 private:
     // What cut the current step short, if anything. A cancellation outlives the
@@ -186,6 +190,7 @@ private:
     unsigned attempt_ = 0;
     unsigned stale_moves_ = 0;
     bool connection_reused_ = false; // the acquired connection served an exchange before
+    bool moving_past_stale_ = false; // acquiring after a stale connection
     // What was decided when the exchange ended (or the acquisition was aborted),
     // carried out once the connection is released.
     enum class after_release { complete, move_to_another_connection, fail };
