@@ -6,7 +6,7 @@
 // and the JSON body, and answers {"token": "<JWT>"} or the 2026-03-01 error body.
 //
 // A test chooses a behaviour per request with a path prefix, /fault/<name>/access-token
-// (see fault_names() in the .cpp), or in-process with server_options::responder, whose
+// (see fault_names(), and faults.cpp), or in-process with server_options::responder, whose
 // canned_response can also break the framing, drip the bytes, or end the connection rudely.
 #ifndef CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
 #define CARTESIA_TEST_SUPPORT_TEST_SERVER_HPP
