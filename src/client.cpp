@@ -69,6 +69,11 @@ public:
     bool acquire(request_op& op) override;
     void abort_acquire(request_op& op) override;
     std::optional<std::string_view> admit(request_op& op) override;
+    void leave_if_queued(pool_waiter<connection>& w) noexcept
+    {
+        if (w.queued())
+            pool_.leave(w);
+    }
     bool release(request_op& op, const attempt_outcome* exchange) override;
     void abort_release(request_op&) override { BOOST_ASSERT(false); } // releasing never waits
     void start_deadline(request_op& op, asio::steady_timer::time_point at) override;
@@ -92,6 +97,8 @@ private:
     // The connection's task: resolve (once for the pool), connect, handshake,
     // then report to the pool.
     struct opening;
+    // Opens `node` for the queue; a failure to start is the opening's failure.
+    void start_opening(pool_type::node* node) noexcept;
     void open_connection(pool_type::node* node);
     asio::awaitable<error_code> open(connection& link, diagnostics& diag);
     void opened(pool_type::node& node, error_code ec, const diagnostics& diag);
@@ -135,6 +142,10 @@ public:
           pool_(std::move(pool))
     {
     }
+
+    // Only a request destroyed unfinished (its io_context destroyed while it
+    // waited) is still queued.
+    ~pooled_operation() override { pool_->leave_if_queued(*this); }
 
     // Sleeps until the pool hands a connection (or a failure) over, or the wait is aborted.
     void wait_for_connection()
@@ -198,9 +209,16 @@ bool client_impl::acquire(request_op& op)
         request.set_connection(&*answer.connection->link, answer.connection->exchanges > 0);
         return true;
     }
-    request.wait_for_connection();
+    try {
+        request.wait_for_connection();
+    } catch (const std::bad_alloc&) {
+        pool_.leave(request); // nothing is pending for it: the driver reports the failure
+        if (answer.open)
+            start_opening(answer.open); // for the others
+        throw;
+    }
     if (answer.open)
-        open_connection(answer.open);
+        start_opening(answer.open);
     return false;
 }
 
@@ -208,8 +226,8 @@ void client_impl::abort_acquire(request_op& op)
 {
     auto& request = pooled(op);
     if (request.queued()) {
-        pool_type::leave(request); // so that no connection is handed to it any more
-        request.wake();            // its wait ends with nothing handed: aborted
+        pool_.leave(request); // so that no connection is handed to it any more
+        request.wake();       // its wait ends with nothing handed: aborted
     }
     // Else a connection or a failure is handed over already, and on its way.
 }
@@ -266,6 +284,20 @@ struct client_impl::opening {
     asio::steady_timer deadline;
     bool ended = false;
 };
+
+void client_impl::start_opening(pool_type::node* node) noexcept
+{
+    try {
+        open_connection(node);
+    } catch (const std::bad_alloc&) {
+        diagnostics none;
+        diagnostics_access::set_client_message(none, "out of memory");
+        try {
+            opened(*node, make_error_code(boost::system::errc::not_enough_memory), none);
+        } catch (const std::bad_alloc&) { // its replacement could not start either: the queue's deadlines end it
+        }
+    }
+}
 
 void client_impl::open_connection(pool_type::node* node)
 {
@@ -327,7 +359,7 @@ void client_impl::close_connection(pool_type::node& node)
     if (node.link)
         node.link->close_quietly(); // a no-op for the TLS state of an aborted one
     if (auto* replacement = pool_.remove(node))
-        open_connection(replacement);
+        start_opening(replacement);
 }
 
 // After an exchange: keep the newest resumable session (with TLS 1.3 the ticket

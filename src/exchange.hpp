@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -204,28 +205,42 @@ public:
 
     template <class Self> void operator()(Self& self, error_code ec = {}, std::size_t transferred = 0)
     {
-        switch (step_) {
-        case step::start:
+        if (step_ == step::start) {
             state_.keep_alive = false; // until a complete response says otherwise
             state_.complete = false;
             step_ = step::writing;
             asio::async_write(stream_, request_, std::move(self));
             return;
-        case step::writing:
-            if (ec) {
-                diagnostics_access::set_client_message(diag_, "cannot send the request");
-                self.complete(ec);
-                return;
-            }
-            step_ = step::reading;
-            start_response();
-            read_or_finish(self, parse_buffered(state_.buffer, *state_.parser));
-            return;
-        case step::reading:
-            state_.buffer.commit(transferred);
-            read_or_finish(self, ec ? end_of_input(ec, *state_.parser) : parse_buffered(state_.buffer, *state_.parser));
-            return;
         }
+        // What the bytes so far decide, computed before `self` moves on: an
+        // allocation failure in our own code (the body, the read buffer, a
+        // message) still completes the operation, with not_enough_memory.
+        std::optional<error_code> result;
+        asio::mutable_buffer next_read;
+        try {
+            if (step_ == step::writing) {
+                if (ec) {
+                    diagnostics_access::set_client_message(diag_, "cannot send the request");
+                    result = ec;
+                } else {
+                    step_ = step::reading;
+                    start_response();
+                    result = advance(parse_buffered(state_.buffer, *state_.parser));
+                }
+            } else {
+                state_.buffer.commit(transferred);
+                result = advance(ec ? end_of_input(ec, *state_.parser) : parse_buffered(state_.buffer, *state_.parser));
+            }
+            if (!result)
+                next_read = state_.buffer.prepare(boost::beast::read_size(state_.buffer, max_read));
+        } catch (const std::bad_alloc&) {
+            state_.keep_alive = false;
+            result = make_error_code(boost::system::errc::not_enough_memory);
+        }
+        if (result)
+            self.complete(*result);
+        else
+            stream_.async_read_some(next_read, std::move(self));
     }
 
 private:
@@ -248,37 +263,31 @@ private:
         parser.body_limit(config_.max_body_bytes);
     }
 
-    // Reads while the parser needs more, else ends the exchange (or starts the next
-    // response after an interim one).
-    template <class Self> void read_or_finish(Self& self, error_code ec)
+    // Given the parser's verdict on the bytes so far: nullopt while it needs more,
+    // else the exchange's result (after starting the next response past an
+    // interim one).
+    std::optional<error_code> advance(error_code ec)
     {
         namespace http = boost::beast::http;
         for (;;) {
-            if (ec == http::error::need_more) {
-                stream_.async_read_some(state_.buffer.prepare(boost::beast::read_size(state_.buffer, max_read)),
-                                        std::move(self));
-                return;
-            }
+            if (ec == http::error::need_more)
+                return std::nullopt;
             auto& parser = *state_.parser;
             facts_.response_started = facts_.response_started || parser.got_some() || state_.buffer.size() > 0;
             if (ec) {
-                if (!parser.is_header_done()) {
-                    self.complete(read_failure(ec, config_, facts_, "headers", diag_));
-                    return;
-                }
+                if (!parser.is_header_done())
+                    return read_failure(ec, config_, facts_, "headers", diag_);
                 // The head of the final response (a 1xx one has no body to fail in)
                 // says what happened even if the body then fails (too large, cut off,
                 // late): a 200 must not be retried, a 503 may be.
                 note_final_head(parser, facts_, diag_);
-                self.complete(read_failure(ec, config_, facts_, "body", diag_));
-                return;
+                return read_failure(ec, config_, facts_, "body", diag_);
             }
             if (parser.status() / 100 != 1 || parser.status() == 101)
                 break;
             if (++interim_responses_ > max_interim_responses) {
                 diagnostics_access::set_client_message(diag_, "more than 8 interim (1xx) responses");
-                self.complete(error::bad_response);
-                return;
+                return error::bad_response;
             }
             start_response(); // the interim response is done with
             ec = parse_buffered(state_.buffer, *state_.parser);
@@ -290,7 +299,7 @@ private:
         state_.keep_alive = parser.keep_alive() && !parser.need_eof() && state_.buffer.size() == 0;
         state_.complete = true;
         const response_view view{parser.status(), parser.content_type(), parser.request_id(), parser.body()};
-        self.complete(interpret_response(view, config_.api_key, response_, diag_));
+        return interpret_response(view, config_.api_key, response_, diag_);
     }
 
     AsyncStream& stream_;

@@ -26,6 +26,7 @@
 #include <chrono>
 #include <cstddef>
 #include <list>
+#include <new>
 #include <optional>
 #include <vector>
 
@@ -54,8 +55,11 @@ using auto_unlink = boost::intrusive::link_mode<boost::intrusive::auto_unlink>;
 using waiter_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct waiter_tag>, auto_unlink>;
 
 // A request in the pool's queue. Intrusive: leaving the queue (deadline,
-// cancellation) costs O(1) with thousands queued, and auto_unlink lets a request
-// destroyed while queued (its io_context destroyed first) leave by itself.
+// cancellation) costs O(1) with thousands queued, and auto_unlink lets a waiter
+// destroyed while queued leave by itself. The pool counts its waiters (the
+// opening rule reads the count, in O(1)), so a waiter should leave() first: the
+// pooled request's destructor does, should its io_context be destroyed while it
+// waits.
 template <class Connection> class pool_waiter : public waiter_hook {
 public:
     // Set by the pool when the wait ends: a connection, or why there is none.
@@ -95,15 +99,23 @@ public:
             set_status(*taken, connection_status::in_use);
             return {acquire_kind::use, taken};
         }
+        // The node first: should it fail to allocate, nothing has changed.
+        node* fresh = opening_due(waiting_ + 1) ? open_one() : nullptr;
         if (ahead_of_queue)
             waiters_.push_front(w);
         else
             waiters_.push_back(w);
-        return {acquire_kind::wait, nullptr, plan_opening()};
+        ++waiting_;
+        return {acquire_kind::wait, nullptr, fresh};
     }
 
     // A request stops waiting (deadline, cancellation). Nothing was handed to it.
-    static void leave(waiter& w) noexcept { w.waiter_hook::unlink(); }
+    void leave(waiter& w)
+    {
+        BOOST_ASSERT(w.queued() && waiting_ > 0);
+        w.waiter_hook::unlink();
+        --waiting_;
+    }
 
     enum class release_kind { handed_over, kept_idle, close };
     struct release_answer {
@@ -124,7 +136,10 @@ public:
             next->handed = &c;
             return {release_kind::handed_over, next};
         }
-        make_idle(c, now, idle_timeout);
+        if (!make_idle(c, now, idle_timeout)) {
+            set_status(c, connection_status::closing);
+            return {release_kind::close, nullptr};
+        }
         return {release_kind::kept_idle};
     }
 
@@ -160,7 +175,10 @@ public:
             next->handed = &c;
             return {next, false};
         }
-        make_idle(c, now, idle_timeout); // its waiter left meanwhile
+        if (!make_idle(c, now, idle_timeout)) { // its waiter left meanwhile
+            set_status(c, connection_status::closing);
+            return {nullptr, true};
+        }
         return {};
     }
 
@@ -170,7 +188,7 @@ public:
     {
         BOOST_ASSERT(c.status == connection_status::closing);
         nodes_.erase(c.self);
-        return plan_opening();
+        return opening_due(waiting_) ? open_one() : nullptr;
     }
 
     // --- time and shutdown ---------------------------------------------------
@@ -242,26 +260,20 @@ public:
     }
 
 private:
-    // One place for the rule of opening: a waiter without a connection coming,
-    // and room in the pool.
-    node* plan_opening()
+    // One place for the rule of opening: a waiter without a connection coming
+    // (`waiters` counts the queue as it will be), and room in the pool.
+    bool opening_due(std::size_t waiters) const noexcept
     {
-        if (closed_ || nodes_.size() >= max_connections_ || opening_ >= queued_count())
-            return nullptr;
+        return !closed_ && nodes_.size() < max_connections_ && opening_ < waiters;
+    }
+
+    node* open_one()
+    {
         node& fresh = nodes_.emplace_back();
         fresh.self = std::prev(nodes_.end());
         ++opening_;
         ++opened_total_;
         return &fresh;
-    }
-
-    std::size_t queued_count() const noexcept
-    {
-        // Bounded: only consulted while opening_ is below max_connections.
-        std::size_t n = 0;
-        for (auto it = waiters_.begin(); it != waiters_.end() && n <= opening_; ++it)
-            ++n;
-        return n;
     }
 
     waiter* pop_waiter() noexcept
@@ -270,20 +282,29 @@ private:
             return nullptr;
         waiter& next = waiters_.front();
         waiters_.pop_front();
+        --waiting_;
         return &next;
     }
 
-    void make_idle(node& c, pool_clock::time_point now, std::chrono::milliseconds idle_timeout)
+    // False, and no change, when the idle stack cannot grow for want of memory:
+    // the caller closes the connection instead, so that release() never throws.
+    bool make_idle(node& c, pool_clock::time_point now, std::chrono::milliseconds idle_timeout)
     {
+        try {
+            idle_.push_back(&c);
+        } catch (const std::bad_alloc&) {
+            return false;
+        }
         set_status(c, connection_status::idle);
         c.idle_until =
             idle_timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(pool_clock::time_point::max() - now)
                 ? pool_clock::time_point::max()
                 : now + idle_timeout;
-        idle_.push_back(&c);
+        return true;
     }
 
-    void set_status(node& c, connection_status next) noexcept
+    // Not noexcept: the state-machine tests make BOOST_ASSERT throw.
+    void set_status(node& c, connection_status next)
     {
         using cs = connection_status;
         [[maybe_unused]] const cs from = c.status;
@@ -302,6 +323,7 @@ private:
     boost::intrusive::list<waiter, boost::intrusive::base_hook<waiter_hook>,
                            boost::intrusive::constant_time_size<false>>
         waiters_;
+    std::size_t waiting_ = 0; // the queue's length
     std::size_t opening_ = 0;
     std::size_t opened_total_ = 0;
     bool closed_ = false;

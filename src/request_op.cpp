@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <new>
 #include <random>
 
 namespace cartesia::detail {
@@ -101,38 +102,77 @@ void request_op::run(request_event event)
 {
     for (;;) {
         const request_action action = fsm_.resume(event);
-        if (action.deadline == deadline_change::start)
-            source_.start_deadline(*this, time_after(asio::steady_timer::clock_type::now(), config_.timeout));
-        else if (action.deadline == deadline_change::stop)
-            source_.stop_deadline(*this);
-        switch (action.kind) {
-        case request_action_kind::none:
-            return;
-        case request_action_kind::abort_pending:
-            abort_pending();
-            return;
-        case request_action_kind::acquire:
-            if (!source_.acquire(*this))
-                return; // acquire_done() follows
-            event = events::acquired(reused_);
-            continue;
-        case request_action_kind::exchange:
-            start_exchange();
-            return;
-        case request_action_kind::release:
-            if (!source_.release(*this, action.connection_used ? &facts_ : nullptr))
-                return; // released() follows
-            connection_ = nullptr;
-            event = events::released();
-            continue;
-        case request_action_kind::backoff:
-            start_backoff(action.delay);
-            return;
-        case request_action_kind::complete:
-            finish(action.error);
-            return;
+        std::optional<request_event> result;
+        try {
+            result = execute(action);
+        } catch (const std::bad_alloc&) {
+            // The step could not start, so nothing of it is pending: its failure is
+            // its result, and the algorithm decides what follows.
+            result = not_started(action);
         }
+        if (!result)
+            return; // the step's result comes later, through an event
+        event = *result;
     }
+}
+
+std::optional<request_event> request_op::execute(const request_action& action)
+{
+    if (action.deadline == deadline_change::start)
+        source_.start_deadline(*this, time_after(asio::steady_timer::clock_type::now(), config_.timeout));
+    else if (action.deadline == deadline_change::stop)
+        source_.stop_deadline(*this);
+    switch (action.kind) {
+    case request_action_kind::none:
+        return std::nullopt;
+    case request_action_kind::abort_pending:
+        abort_pending();
+        return std::nullopt;
+    case request_action_kind::acquire:
+        if (!source_.acquire(*this))
+            return std::nullopt; // acquire_done() follows
+        return events::acquired(reused_);
+    case request_action_kind::exchange:
+        start_exchange();
+        return std::nullopt;
+    case request_action_kind::release:
+        if (!source_.release(*this, action.connection_used ? &facts_ : nullptr))
+            return std::nullopt; // released() follows
+        connection_ = nullptr;
+        return events::released();
+    case request_action_kind::backoff:
+        start_backoff(action.delay);
+        return std::nullopt;
+    case request_action_kind::complete:
+        finish(action.error);
+        return std::nullopt;
+    }
+    BOOST_ASSERT(false);
+    return std::nullopt;
+}
+
+std::optional<request_event> request_op::not_started(const request_action& action)
+{
+    const error_code no_memory = make_error_code(boost::system::errc::not_enough_memory);
+    switch (action.kind) {
+    case request_action_kind::acquire:
+        diagnostics_access::set_client_message(diag_, "out of memory");
+        return events::acquire_failed(no_memory);
+    case request_action_kind::exchange:
+        facts_ = {};
+        facts_.ec = no_memory;
+        return events::exchanged(facts_);
+    case request_action_kind::release:
+        connection_ = nullptr; // the sources take their connection back before anything can fail
+        return events::released();
+    case request_action_kind::backoff:
+        return events::backoff_ended(); // no wait, then
+    case request_action_kind::none:
+    case request_action_kind::abort_pending:
+    case request_action_kind::complete:
+        break;
+    }
+    throw; // the handler's own failure, or one that leaves nothing to decide: as Asio would
 }
 
 void request_op::acquire_done(error_code ec)

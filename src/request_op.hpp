@@ -136,6 +136,11 @@ private:
     // The one loop: the fsm's action for `event`, executed; synchronous results
     // are fed back at once, asynchronous ones come back through the events above.
     void run(request_event event);
+    // Executes `action`; returns its result when it is ready at once. Throws
+    // bad_alloc only before the step has started.
+    std::optional<request_event> execute(const request_action& action);
+    // The result of a step that could not start for want of memory.
+    std::optional<request_event> not_started(const request_action& action);
     void start_exchange();
     void start_backoff(std::chrono::milliseconds delay);
     void abort_pending();

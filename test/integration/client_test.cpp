@@ -470,7 +470,11 @@ BOOST_FIXTURE_TEST_CASE(deadlines_cover_the_wait_for_a_connection_and_expire_tog
         BOOST_TEST(ec == error::timeout);
     BOOST_TEST(cartesia::test::milliseconds_since(start) >= 280);
     BOOST_TEST(cartesia::test::milliseconds_since(start) < 3000);
-    BOOST_TEST(server.requests_received() == 2u);
+    // Two hang; a waiter may legitimately be handed a replacement connection when
+    // the machine stalls between the initiations (its deadline then lies further
+    // out). That deadlines expire together is unit_pool_fsm's deadline-list test.
+    BOOST_TEST(server.requests_received() >= 2u);
+    BOOST_TEST(server.requests_received() <= 4u);
 }
 
 BOOST_FIXTURE_TEST_CASE(each_request_gets_its_own_deadline, server_fixture)

@@ -8,6 +8,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <vector>
 
 namespace {
 
@@ -108,7 +109,7 @@ BOOST_AUTO_TEST_CASE(connections_opening_never_outnumber_waiters)
     BOOST_TEST(second.open != nullptr);
     BOOST_TEST(p.opening_count() == 2u);
     // a leaves (its deadline): the connection opened for it goes to b, the other idles.
-    pool::leave(a);
+    p.leave(a);
     auto opened = p.opened(*first.open, {}, t0, idle_timeout);
     BOOST_TEST(opened.to == &b);
     opened = p.opened(*second.open, {}, t0, idle_timeout);
@@ -233,18 +234,38 @@ BOOST_AUTO_TEST_CASE(transitions_outside_the_diagram_are_refused)
     BOOST_CHECK_THROW(p.remove(c), std::logic_error);
 }
 
-BOOST_AUTO_TEST_CASE(a_waiter_destroyed_while_queued_leaves_the_queue)
+BOOST_AUTO_TEST_CASE(a_waiter_that_leaves_is_handed_nothing)
 {
     pool p(1);
-    waiter a;
+    waiter a, leaving, staying;
     pool::node& only = open_for(p, a);
-    {
-        waiter gone;
-        p.acquire(gone);
-        BOOST_TEST(p.has_waiters());
-    }
-    BOOST_TEST(!p.has_waiters());
-    BOOST_TEST((p.release(only, true, t0, idle_timeout).kind == release_kind::kept_idle));
+    p.acquire(leaving);
+    p.acquire(staying);
+    p.leave(leaving);
+    BOOST_TEST(!leaving.queued());
+    BOOST_CHECK_THROW(p.leave(leaving), std::logic_error); // twice is a bug
+    const auto released = p.release(only, true, t0, idle_timeout);
+    BOOST_TEST(released.to == &staying);
+    BOOST_TEST(leaving.handed == nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(the_opening_rule_counts_waiters_in_constant_time)
+{
+    // A burst with room to grow: one opening per waiter, never more, and leaving
+    // waiters are no longer counted.
+    pool p(64);
+    std::vector<waiter> burst(40);
+    std::size_t openings = 0;
+    for (auto& w : burst)
+        openings += p.acquire(w).open != nullptr ? 1u : 0u;
+    BOOST_TEST(openings == 40u);
+    for (std::size_t i = 0; i < 30; ++i)
+        p.leave(burst[i]);
+    waiter late;
+    BOOST_TEST(p.acquire(late).open == nullptr); // 40 opening for 11 waiters already
+    for (std::size_t i = 30; i < 40; ++i)
+        p.leave(burst[i]);
+    p.leave(late);
 }
 
 BOOST_AUTO_TEST_CASE(deadlines_expire_in_order_and_leave_when_unwatched)
