@@ -185,10 +185,27 @@ private:
 };
 
 namespace {
+// The pool's lists hold only pooled requests, and the pool is the source of no
+// other request: each of its bases leads back to the pooled request it is part
+// of. The only downcasts of the pool, here.
+// NOLINTBEGIN(cppcoreguidelines-pro-type-static-cast-downcast)
 pooled_operation& pooled(request_op& op)
 {
     return static_cast<pooled_operation&>(op);
 }
+pooled_operation& pooled(pool_waiter<connection>& waiter)
+{
+    return static_cast<pooled_operation&>(waiter);
+}
+pooled_operation& pooled(deadline_list::item& item)
+{
+    return static_cast<pooled_operation&>(item);
+}
+pooled_operation& pooled(tracked_request& tracked)
+{
+    return static_cast<pooled_operation&>(tracked);
+}
+// NOLINTEND(cppcoreguidelines-pro-type-static-cast-downcast)
 } // namespace
 
 std::optional<std::string_view> client_impl::admit(request_op& op)
@@ -246,7 +263,7 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
         pool_.release(node, link.reusable(), asio::steady_timer::clock_type::now(), config_.idle_timeout);
     switch (answer.kind) {
     case pool_type::release_kind::handed_over:
-        static_cast<pooled_operation*>(answer.to)->wake();
+        pooled(*answer.to).wake();
         break;
     case pool_type::release_kind::kept_idle:
         arm_idle_timer();
@@ -289,13 +306,12 @@ void client_impl::start_opening(pool_type::node* node) noexcept
 {
     try {
         open_connection(node);
-    } catch (const std::bad_alloc&) {
-        diagnostics none;
-        diagnostics_access::set_client_message(none, "out of memory");
-        try {
-            opened(*node, make_error_code(boost::system::errc::not_enough_memory), none);
-        } catch (const std::bad_alloc&) { // its replacement could not start either: the queue's deadlines end it
-        }
+        return;
+    } catch (...) { // out of memory (or OpenSSL out of it): the opening failed
+    }
+    try {
+        opened(*node, make_error_code(boost::system::errc::not_enough_memory), diagnostics{});
+    } catch (...) { // nor could its failure be handed on: the queue's deadlines end the wait
     }
 }
 
@@ -343,7 +359,7 @@ void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics
 {
     const auto answer = pool_.opened(node, ec, asio::steady_timer::clock_type::now(), config_.idle_timeout);
     if (answer.to != nullptr) {
-        auto* request = static_cast<pooled_operation*>(answer.to);
+        auto* request = &pooled(*answer.to);
         if (ec) // the request tells its story: the connection's failure is its attempt's
             diagnostics_access::set_client_message(request->diag(), std::string(diag.client_message()));
         request->wake();
@@ -406,7 +422,7 @@ void client_impl::close_idle_connections()
 void client_impl::expire_deadlines()
 {
     while (auto* expired = deadlines_.pop_expired(asio::steady_timer::clock_type::now())) {
-        auto& request = static_cast<pooled_operation&>(*expired);
+        auto& request = pooled(*expired);
         request.deadline_passed(request.attempt());
     }
     if (!deadlines_.empty())
@@ -420,7 +436,7 @@ void client_impl::close()
     // Cancelling only closes sockets and cancels waits: requests leave the list
     // when they complete, later, so iterating it here is safe.
     for (auto& tracked : active_)
-        static_cast<pooled_operation&>(tracked).cancel(closed_reason);
+        pooled(tracked).cancel(closed_reason);
     auto answer = pool_.close();
     BOOST_ASSERT(answer.woken.empty()); // the cancelled requests left the queue
     for (auto* node : answer.close_now) {

@@ -87,8 +87,10 @@ public:
     // The operation is about to call its handler.
     virtual void finished(request_op& op) = 0;
 
-protected:
-    ~connection_source() = default;
+    virtual ~connection_source() = default;
+    connection_source() = default;
+    connection_source(const connection_source&) = delete;
+    connection_source& operator=(const connection_source&) = delete;
 };
 
 class request_op : public std::enable_shared_from_this<request_op> {
