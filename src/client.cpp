@@ -62,7 +62,6 @@ public:
 
     // --- on the strand ---------------------------------------------------------
 
-    bool closed() const noexcept { return pool_.closed(); }
     void close();
 
     // connection_source, for the pooled requests
@@ -158,6 +157,8 @@ public:
 
     void wake() { wakeup_->cancel(); }
 
+    pool_type::node* node_ = nullptr; // the connection lent, while acquired
+
 private:
     std::shared_ptr<pooled_operation> shared_self()
     {
@@ -176,10 +177,6 @@ private:
         acquire_done(failure ? failure : error_code(asio::error::operation_aborted));
     }
 
-public:
-    pool_type::node* node_ = nullptr; // the connection lent, while acquired
-
-private:
     std::shared_ptr<client_impl> pool_;
     std::optional<asio::steady_timer> wakeup_; // the pool cancels it to wake the request
 };
@@ -299,7 +296,7 @@ struct client_impl::opening {
     explicit opening(const strand_type& strand) : deadline(strand) {}
     diagnostics diag;
     asio::steady_timer deadline;
-    bool ended = false;
+    enum class phase { in_progress, timed_out, ended } now = phase::in_progress;
 };
 
 void client_impl::start_opening(pool_type::node* node) noexcept
@@ -321,8 +318,9 @@ void client_impl::open_connection(pool_type::node* node)
     auto task = std::make_shared<opening>(strand());
     task->deadline.expires_at(time_after(asio::steady_timer::clock_type::now(), config_.timeout));
     task->deadline.async_wait([self = shared_from_this(), node, task](error_code ec) {
-        if (ec || task->ended)
-            return;
+        if (ec || task->now != opening::phase::in_progress)
+            return; // ended in time (its cancel may come after an expiry already queued)
+        task->now = opening::phase::timed_out;
         diagnostics_access::set_client_message(task->diag, "no connection to " + self->where_.host_header + " within " +
                                                                std::to_string(self->config_.timeout.count()) + " ms");
         if (self->resolver_)
@@ -333,7 +331,9 @@ void client_impl::open_connection(pool_type::node* node)
                    [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
                        if (failure) // only allocation failures can get here
                            ec = make_error_code(boost::system::errc::not_enough_memory);
-                       task->ended = true;
+                       else if (ec && task->now == opening::phase::timed_out)
+                           ec = asio::error::timed_out; // not the abort it caused: nobody cancelled
+                       task->now = opening::phase::ended;
                        task->deadline.cancel();
                        self->opened(*node, ec, task->diag);
                    });

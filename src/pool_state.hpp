@@ -249,15 +249,7 @@ public:
     std::size_t size() const noexcept { return nodes_.size(); }
     std::size_t idle_count() const noexcept { return idle_.size(); }
     std::size_t opening_count() const noexcept { return opening_; }
-    bool has_waiters() const noexcept { return !waiters_.empty(); }
     std::size_t connections_opened() const noexcept { return opened_total_; }
-    std::size_t count(connection_status status) const noexcept
-    {
-        std::size_t n = 0;
-        for (const node& c : nodes_)
-            n += c.status == status ? 1 : 0;
-        return n;
-    }
 
 private:
     // One place for the rule of opening: a waiter without a connection coming

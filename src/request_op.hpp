@@ -125,11 +125,9 @@ public:
         connection_ = link;
         reused_ = reused;
     }
-    connection* current_connection() const noexcept { return connection_; }
     unsigned attempt() const noexcept { return fsm_.attempt(); }
     bool moving_past_stale_connection() const noexcept { return fsm_.moving_past_stale_connection(); }
     const strand_type& strand() const noexcept { return executors_.strand; }
-    const client_config& config() const noexcept { return config_; }
     diagnostics& diag() noexcept { return diag_; }
 
 private:
