@@ -44,19 +44,18 @@ class pooled_operation;
 class client_impl final : public std::enable_shared_from_this<client_impl>, public connection_source {
 public:
     client_impl(asio::any_io_executor executor, asio::ssl::context& tls, client_config config)
-        : executors_(std::move(executor)), tls_(tls), config_(std::move(config)), pool_(config_.max_connections)
+        : tls_(tls), config_(std::move(config)), context_(std::move(executor), config_, *this),
+          pool_(config_.max_connections)
     {
         // Checked once; a bad configuration fails each operation, before any I/O.
         config_error_ = validate(config_, {}, where_, config_diag_);
         if (!config_error_)
-            request_head_ = serialize_request_head(config_, where_, /*keep_alive=*/true);
+            context_.request_head = serialize_request_head(config_, where_, /*keep_alive=*/true);
     }
 
-    const operation_executors& executors() const noexcept { return executors_; }
-    const asio::any_io_executor& executor() const noexcept { return executors_.io_executor; }
-    const strand_type& strand() const noexcept { return executors_.strand; }
-    const client_config& config() const noexcept { return config_; }
-    const std::string& request_head() const noexcept { return request_head_; }
+    const request_context& context() const noexcept { return context_; }
+    const asio::any_io_executor& executor() const noexcept { return context_.io_executor; }
+    const strand_type& strand() const noexcept { return context_.strand; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
     std::size_t connections_opened() const noexcept { return pool_.connections_opened(); }
 
@@ -106,11 +105,10 @@ private:
     void close_connection(pool_type::node& node);
     void remember_session(connection& link);
 
-    const operation_executors executors_;
     asio::ssl::context& tls_;
     const client_config config_;
+    request_context context_;
     endpoint where_;
-    std::string request_head_; // the same for every request
     error_code config_error_;
     diagnostics config_diag_;
 
@@ -136,8 +134,7 @@ class pooled_operation final : public request_op,
 public:
     pooled_operation(std::shared_ptr<client_impl> pool, token_handler handler, bool handler_has_own_executor,
                      const token_request& request, diagnostics* diag)
-        : request_op(std::move(handler), handler_has_own_executor, pool->executors(), pool->config(),
-                     pool->request_head(), request, diag, *pool),
+        : request_op(std::move(handler), handler_has_own_executor, pool->context(), request, diag),
           pool_(std::move(pool))
     {
     }

@@ -39,21 +39,30 @@ public:
     asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                      diagnostics& diag);
 
-    // Writes one request (head and tail joined in a buffer the connection keeps, so
-    // that it goes out in one TLS record) and reads its response under the
-    // configured limits, skipping 1xx interim responses, then interprets it.
-    // `facts` says whether a response began, its status and its retry headers.
-    // Completes with `void(error_code)`. The exchange itself is exchange_op's
-    // (exchange.hpp), which the fuzzer runs too. Every reference must outlive it.
+    // Writes one request (the head, then the length and body serialized from
+    // `request`, joined in a buffer the connection keeps, so that it goes out in
+    // one TLS record) and reads its response under the configured limits, skipping
+    // 1xx interim responses, then interprets it. Completes with `void()`; outcome()
+    // then says how it went: the error, whether a response began, its status and
+    // its retry headers. The exchange itself is exchange_op's (exchange.hpp), which
+    // the fuzzer runs too. Every reference must outlive it.
     template <class Handler>
-    void async_exchange(std::string_view request_head, std::string_view request_tail, const client_config& config,
-                        attempt_outcome& facts, token_response& response, diagnostics& diag, Handler&& handler)
+    void async_exchange(std::string_view request_head, const token_request& request, const client_config& config,
+                        token_response& response, diagnostics& diag, Handler&& handler)
     {
         request_buffer_.assign(request_head);
-        request_buffer_.append(request_tail);
-        detail::async_exchange(stream_, asio::buffer(request_buffer_), response_, config, facts, response, diag,
-                               std::forward<Handler>(handler));
+        request_buffer_.append(serialize_request_tail(request).view());
+        outcome_ = {};
+        detail::async_exchange(stream_, asio::buffer(request_buffer_), response_, config, outcome_, response, diag,
+                               [this, done = std::forward<Handler>(handler)](error_code ec) mutable {
+                                   outcome_.ec = ec;
+                                   std::move(done)();
+                               });
     }
+
+    // How the last exchange went. The outcome lives here rather than in the
+    // request, which then carries nothing of an exchange while it waits in a queue.
+    const attempt_outcome& outcome() const noexcept { return outcome_; }
 
     // A graceful TLS shutdown, `void(error_code)`; its errors do not matter, the
     // exchange is over. A peer that skips close_notify (stream_truncated) is common.
@@ -82,6 +91,7 @@ private:
     asio::ssl::stream<tcp::socket> stream_;
     std::string request_buffer_; // reused: no allocation after the first request
     response_state response_;    // read buffer, parser arena, keep-alive, completeness
+    attempt_outcome outcome_;    // of the last exchange
     bool aborted_ = false;
 };
 

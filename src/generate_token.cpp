@@ -17,30 +17,29 @@
 namespace cartesia::detail {
 namespace {
 
-// The configuration and request head live here, before the driver that refers to
+// The configuration and the context live here, before the driver that refers to
 // them is constructed.
 struct oneshot_setup {
-    oneshot_setup(const asio::any_io_executor& executor, client_config config, endpoint destination)
-        : executors(executor), own_config(std::move(config)), where(std::move(destination)),
-          request_head(serialize_request_head(own_config, where, /*keep_alive=*/false))
+    oneshot_setup(const asio::any_io_executor& executor, client_config config, endpoint destination,
+                  connection_source& source)
+        : own_config(std::move(config)), where(std::move(destination)), context(executor, own_config, source)
     {
+        context.request_head = serialize_request_head(own_config, where, /*keep_alive=*/false);
     }
 
-    const operation_executors executors;
     const client_config own_config;
     const endpoint where;
-    const std::string request_head; // identical for every attempt
+    request_context context;
 };
 
-class oneshot_operation final : private oneshot_setup, public request_op, private connection_source {
+class oneshot_operation final : private connection_source, private oneshot_setup, public request_op {
 public:
     oneshot_operation(token_handler handler, bool handler_has_own_executor, const asio::any_io_executor& executor,
                       asio::ssl::context& tls, client_config config, const token_request& request, endpoint destination,
                       diagnostics* diag)
-        : oneshot_setup(executor, std::move(config), std::move(destination)),
-          request_op(std::move(handler), handler_has_own_executor, executors, own_config, request_head, request, diag,
-                     *this),
-          tls_(tls), deadline_(strand())
+        : oneshot_setup(executor, std::move(config), std::move(destination), *this),
+          request_op(std::move(handler), handler_has_own_executor, context, request, diag), tls_(tls),
+          deadline_(strand())
     {
     }
 

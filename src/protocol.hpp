@@ -62,7 +62,7 @@ std::string serialize_request_head(const client_config& config, const endpoint& 
 
 struct request_tail {
     // The length (two digits), the blank line and a body of at most 96 bytes: sized
-    // to that (checked in protocol.cpp), since every queued request carries one.
+    // to that (checked in protocol.cpp), so that serializing it allocates nothing.
     std::array<char, 104> bytes{};
     std::size_t size = 0;
     std::string_view view() const noexcept { return {bytes.data(), size}; }

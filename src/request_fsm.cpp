@@ -26,13 +26,6 @@ request_action act(request_action_kind what, deadline_change deadline = deadline
     return a;
 }
 
-attempt_outcome failed(error_code ec) noexcept
-{
-    attempt_outcome outcome;
-    outcome.ec = ec;
-    return outcome;
-}
-
 } // namespace
 
 std::string_view to_string(request_phase phase) noexcept
@@ -115,7 +108,7 @@ request_action request_fsm::on_acquired(const request_event& event)
     if (interruption_ != interruption::none) {
         // Handed a connection just as the wait was aborted: give it back unused.
         after_release_ = interruption_ == interruption::cancelled ? after_release::complete : after_release::fail;
-        released_outcome_ = failed(explain(asio::error::operation_aborted));
+        released_failure_ = failed(explain(asio::error::operation_aborted));
         enter(request_phase::releasing);
         return act(kind::release);
     }
@@ -141,7 +134,7 @@ request_action request_fsm::on_exchanged(attempt_outcome outcome)
     if (!outcome.ec) {
         // A token: delivered, unless the caller cancelled meanwhile (complete() sees to that).
         after_release_ = after_release::complete;
-        released_outcome_ = outcome;
+        released_failure_ = failure{};
         return release;
     }
     // A reused connection that fails before any response byte was most probably
@@ -154,7 +147,7 @@ request_action request_fsm::on_exchanged(attempt_outcome outcome)
     }
     outcome.ec = explain(outcome.ec);
     after_release_ = after_release::fail;
-    released_outcome_ = outcome;
+    released_failure_ = failure_of(outcome);
     return release;
 }
 
@@ -174,9 +167,9 @@ request_action request_fsm::on_released()
         return act(kind::acquire);
     }
     case after_release::complete:
-        return complete(released_outcome_.ec);
+        return complete(released_failure_.error);
     case after_release::fail:
-        return after_failure(released_outcome_);
+        return after_failure(released_failure_);
     }
     BOOST_ASSERT(false);
     return {};
@@ -212,19 +205,31 @@ request_action request_fsm::interrupt(const request_event& event)
     return act(kind::abort_pending);
 }
 
-request_action request_fsm::after_failure(const attempt_outcome& outcome)
+request_fsm::failure request_fsm::failure_of(const attempt_outcome& outcome) noexcept
 {
-    BOOST_ASSERT(outcome.ec);
+    return failure{outcome.ec, outcome.retry_after, is_retryable(outcome)};
+}
+
+request_fsm::failure request_fsm::failed(error_code error) noexcept
+{
+    attempt_outcome before_any_response; // a failure of the step itself
+    before_any_response.ec = error;
+    return failure_of(before_any_response);
+}
+
+request_action request_fsm::after_failure(const failure& f)
+{
+    BOOST_ASSERT(f.error);
     // No connection is held: the acquisition failed, or the connection is back.
     BOOST_ASSERT(phase_ == request_phase::acquiring || phase_ == request_phase::releasing);
     if (interruption_ == interruption::cancelled)
         return complete(asio::error::operation_aborted);
-    if (attempt_ >= settings_.max_attempts || !is_retryable(outcome))
-        return complete(outcome.ec);
+    if (attempt_ >= settings_.max_attempts || !f.retryable)
+        return complete(f.error);
     const double jitter = settings_.jitter ? settings_.jitter() : 0.5;
     enter(request_phase::backing_off);
     request_action backoff = act(kind::backoff, deadline_change::stop);
-    backoff.delay = retry_delay(attempt_ - 1, jitter, outcome.retry_after);
+    backoff.delay = retry_delay(attempt_ - 1, jitter, f.retry_after);
     return backoff;
 }
 

@@ -28,6 +28,7 @@
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 namespace cartesia::detail {
@@ -146,7 +147,8 @@ struct request_settings {
 class request_fsm {
 public:
     // `diag` is the operation's diagnostics; the fsm clears it for each attempt and
-    // writes the messages of timeouts and cancellations into it.
+    // writes the messages of timeouts and cancellations into it. `settings` are
+    // shared by the requests of one source and must outlive the fsm.
     request_fsm(const request_settings& settings, diagnostics& diag) noexcept : settings_(settings), diag_(diag) {}
 
     request_action resume(const request_event& event);
@@ -175,14 +177,24 @@ private:
     request_action on_released();
     request_action on_backoff_ended();
     request_action interrupt(const request_event& event);
-    // The attempt failed with `outcome` (its error already explained): try again or complete.
-    request_action after_failure(const attempt_outcome& outcome);
+    // What a failed attempt leaves for deciding what follows: no more than that is
+    // kept while the connection goes back (a queued request's size matters).
+    struct failure {
+        boost::system::error_code error; // explained
+        std::optional<std::chrono::milliseconds> retry_after;
+        bool retryable = false;
+    };
+    static failure failure_of(const attempt_outcome& outcome) noexcept;
+    // A step that failed with `error` before any response.
+    static failure failed(boost::system::error_code error) noexcept;
+    // The attempt failed as `f` says: try again or complete.
+    request_action after_failure(const failure& f);
     // `error` as the caller should see it, given what interrupted the step.
     boost::system::error_code explain(boost::system::error_code error);
     request_action complete(boost::system::error_code error);
     void enter(request_phase next) noexcept;
 
-    const request_settings settings_;
+    const request_settings& settings_;
     diagnostics& diag_;
     request_phase phase_ = request_phase::initial;
     interruption interruption_ = interruption::none;
@@ -195,7 +207,7 @@ private:
     // carried out once the connection is released.
     enum class after_release { complete, move_to_another_connection, fail };
     after_release after_release_ = after_release::complete;
-    attempt_outcome released_outcome_{};
+    failure released_failure_{}; // after_release::fail; for complete, its error (none for a token)
 };
 
 } // namespace cartesia::detail

@@ -44,6 +44,13 @@ strand_type make_operation_strand(const asio::any_io_executor& executor)
     return asio::make_strand(executor);
 }
 
+request_context::request_context(asio::any_io_executor executor, const client_config& shared_config,
+                                 connection_source& owner)
+    : io_executor(std::move(executor)), strand(make_operation_strand(io_executor)), config(shared_config),
+      settings(settings_of(shared_config)), source(owner)
+{
+}
+
 // Installed in the handler's cancellation slot; hops onto the strand, so that the
 // slot may be emitted from wherever the handler's executor allows.
 struct request_op::cancellation_bridge {
@@ -67,17 +74,15 @@ struct request_op::cancellation_bridge {
     }
 };
 
-request_op::request_op(token_handler handler, bool handler_has_own_executor, const operation_executors& executors,
-                       const client_config& config, std::string_view request_head, const token_request& request,
-                       diagnostics* diag, connection_source& source)
-    : executors_(executors), config_(config), request_head_(request_head),
-      request_tail_(serialize_request_tail(request)), source_(source), diag_(diag ? *diag : own_diag_),
-      fsm_(settings_of(config), diag_), handler_(std::move(handler)),
+request_op::request_op(token_handler handler, bool handler_has_own_executor, const request_context& context,
+                       const token_request& request, diagnostics* diag)
+    : context_(context), request_(request), diag_(diag ? *diag : own_diag_), fsm_(context.settings, diag_),
+      handler_(std::move(handler)),
       // Asio's rule: an outstanding operation counts as work on its handler's
       // executor, so that an io_context that only runs the handler (a handler bound
       // to another context) does not run out of work and return before it.
       handler_work_(handler_has_own_executor ? std::make_unique<asio::any_completion_executor>(asio::prefer(
-                                                   asio::get_associated_executor(handler_, executors.io_executor),
+                                                   asio::get_associated_executor(handler_, context.io_executor),
                                                    asio::execution::outstanding_work.tracked))
                                              : nullptr)
 {
@@ -87,11 +92,11 @@ void request_op::start()
 {
     if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
         user_slot_ = slot;
-        user_slot_.emplace<cancellation_bridge>(weak_from_this(), executors_.strand);
+        user_slot_.emplace<cancellation_bridge>(weak_from_this(), context_.strand);
     }
-    asio::dispatch(executors_.strand, [self = shared_from_this()] {
+    asio::dispatch(context_.strand, [self = shared_from_this()] {
         self->initiating_ = true;
-        if (auto refused = self->source_.admit(*self))
+        if (auto refused = self->context_.source.admit(*self))
             self->run(events::cancelled(*refused));
         self->run(events::start());
         self->initiating_ = false;
@@ -119,9 +124,10 @@ void request_op::run(request_event event)
 std::optional<request_event> request_op::execute(const request_action& action)
 {
     if (action.deadline == deadline_change::start)
-        source_.start_deadline(*this, time_after(asio::steady_timer::clock_type::now(), config_.timeout));
+        context_.source.start_deadline(*this,
+                                       time_after(asio::steady_timer::clock_type::now(), context_.config.timeout));
     else if (action.deadline == deadline_change::stop)
-        source_.stop_deadline(*this);
+        context_.source.stop_deadline(*this);
     switch (action.kind) {
     case request_action_kind::none:
         return std::nullopt;
@@ -129,14 +135,14 @@ std::optional<request_event> request_op::execute(const request_action& action)
         abort_pending();
         return std::nullopt;
     case request_action_kind::acquire:
-        if (!source_.acquire(*this))
+        if (!context_.source.acquire(*this))
             return std::nullopt; // acquire_done() follows
         return events::acquired(reused_);
     case request_action_kind::exchange:
         start_exchange();
         return std::nullopt;
     case request_action_kind::release:
-        if (!source_.release(*this, action.connection_used ? &facts_ : nullptr))
+        if (!context_.source.release(*this, action.connection_used ? &connection_->outcome() : nullptr))
             return std::nullopt; // released() follows
         connection_ = nullptr;
         return events::released();
@@ -158,10 +164,11 @@ std::optional<request_event> request_op::not_started(const request_action& actio
     case request_action_kind::acquire:
         diagnostics_access::set_client_message(diag_, "out of memory");
         return events::acquire_failed(no_memory);
-    case request_action_kind::exchange:
-        facts_ = {};
-        facts_.ec = no_memory;
-        return events::exchanged(facts_);
+    case request_action_kind::exchange: {
+        attempt_outcome outcome;
+        outcome.ec = no_memory;
+        return events::exchanged(outcome);
+    }
     case request_action_kind::release:
         connection_ = nullptr; // the sources take their connection back before anything can fail
         return events::released();
@@ -202,19 +209,16 @@ void request_op::cancel(std::string_view why)
 void request_op::start_exchange()
 {
     BOOST_ASSERT(connection_ != nullptr);
-    facts_ = {};
     response_ = {};
-    connection_->async_exchange(request_head_, request_tail_.view(), config_, facts_, response_, diag_,
-                                [self = shared_from_this()](error_code ec) {
-                                    self->facts_.ec = ec;
-                                    self->run(events::exchanged(self->facts_));
-                                });
+    connection_->async_exchange(
+        context_.request_head, request_, context_.config, response_, diag_,
+        [self = shared_from_this()] { self->run(events::exchanged(self->connection_->outcome())); });
 }
 
 void request_op::start_backoff(std::chrono::milliseconds delay)
 {
     if (!backoff_)
-        backoff_ = std::make_unique<asio::steady_timer>(executors_.strand);
+        backoff_ = std::make_unique<asio::steady_timer>(context_.strand);
     backoff_->expires_after(delay);
     backoff_->async_wait([self = shared_from_this()](error_code) { self->run(events::backoff_ended()); });
 }
@@ -223,13 +227,13 @@ void request_op::abort_pending()
 {
     switch (fsm_.phase()) {
     case request_phase::acquiring:
-        source_.abort_acquire(*this);
+        context_.source.abort_acquire(*this);
         return;
     case request_phase::exchanging:
         connection_->abort();
         return;
     case request_phase::releasing:
-        source_.abort_release(*this);
+        context_.source.abort_release(*this);
         return;
     case request_phase::backing_off:
         backoff_->cancel();
@@ -247,10 +251,10 @@ void request_op::finish(error_code ec)
         user_slot_.clear();
     if (ec)
         response_ = {};
-    source_.finished(*this);
+    context_.source.finished(*this);
     if (initiating_) {
         // Never complete inside the initiating function.
-        asio::post(executors_.strand, [self = shared_from_this(), ec] { self->call_handler(ec); });
+        asio::post(context_.strand, [self = shared_from_this(), ec] { self->call_handler(ec); });
         return;
     }
     call_handler(ec);
@@ -263,7 +267,7 @@ void request_op::call_handler(error_code ec)
         handler_work_.reset(); // the handler is queued (or has run): it is the work now
         return;
     }
-    if (executors_.io_executor.target<asio::io_context::executor_type>() != nullptr) {
+    if (context_.io_executor.target<asio::io_context::executor_type>() != nullptr) {
         // We run inside that io_context, so dispatch() on it would call the handler
         // here and now; calling it directly spares the type-erased executor it builds.
         std::move(handler_)(ec, std::move(response_));
@@ -271,7 +275,7 @@ void request_op::call_handler(error_code ec)
     }
     // Any other executor decides for itself (blocking.never posts, a custom one may
     // track or trace what it runs).
-    asio::dispatch(executors_.io_executor, asio::append(std::move(handler_), ec, std::move(response_)));
+    asio::dispatch(context_.io_executor, asio::append(std::move(handler_), ec, std::move(response_)));
 }
 
 } // namespace cartesia::detail

@@ -30,6 +30,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cartesia::detail {
@@ -46,19 +47,6 @@ strand_type make_operation_strand(const asio::any_io_executor& executor);
 
 // `delay` after `now`, saturating: a timeout of centuries must not overflow the clock.
 asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay);
-
-// The executors an operation runs on: owned by its source (the pool, or the
-// one-shot operation itself), so that each request refers to them instead of
-// carrying copies (a queued request's size matters: thousands may wait).
-struct operation_executors {
-    explicit operation_executors(asio::any_io_executor executor)
-        : io_executor(std::move(executor)), strand(make_operation_strand(io_executor))
-    {
-    }
-
-    asio::any_io_executor io_executor; // the caller's
-    strand_type strand;                // over it; every step of the operation runs here
-};
 
 class request_op;
 
@@ -93,14 +81,29 @@ public:
     connection_source& operator=(const connection_source&) = delete;
 };
 
+// What every request of one source shares, owned by the source (the pool, or the
+// one-shot operation itself): each request refers to it rather than carrying
+// copies, since a queued request's size matters (thousands may wait).
+struct request_context {
+    // `shared_config` must outlive the context; request_head is set by the owner
+    // once the configuration is validated.
+    request_context(asio::any_io_executor executor, const client_config& shared_config, connection_source& owner);
+
+    asio::any_io_executor io_executor; // the caller's
+    strand_type strand;                // over it; every step of an operation runs here
+    const client_config& config;
+    const request_settings settings; // what the request algorithm needs of config
+    connection_source& source;
+    std::string request_head; // the same for every request of the source
+};
+
 class request_op : public std::enable_shared_from_this<request_op> {
 public:
     // `handler_has_own_executor`: see has_own_executor() in generate_token.hpp.
-    // `executors`, `config` and `request_head` must outlive the operation (they
-    // belong to the derived class or to the pool).
-    request_op(token_handler handler, bool handler_has_own_executor, const operation_executors& executors,
-               const client_config& config, std::string_view request_head, const token_request& request,
-               diagnostics* diag, connection_source& source);
+    // `context` must outlive the operation (it belongs to the derived class or to
+    // the pool).
+    request_op(token_handler handler, bool handler_has_own_executor, const request_context& context,
+               const token_request& request, diagnostics* diag);
     virtual ~request_op() = default;
     request_op(const request_op&) = delete;
     request_op& operator=(const request_op&) = delete;
@@ -127,7 +130,7 @@ public:
     }
     unsigned attempt() const noexcept { return fsm_.attempt(); }
     bool moving_past_stale_connection() const noexcept { return fsm_.moving_past_stale_connection(); }
-    const strand_type& strand() const noexcept { return executors_.strand; }
+    const strand_type& strand() const noexcept { return context_.strand; }
     diagnostics& diag() noexcept { return diag_; }
 
 private:
@@ -147,12 +150,9 @@ private:
     void finish(error_code ec);
     void call_handler(error_code ec);
 
-    const operation_executors& executors_;
-    const client_config& config_;
-    const std::string_view request_head_;
-    const request_tail request_tail_;
-    connection_source& source_;
-    diagnostics own_diag_; // used when the caller passed none
+    const request_context& context_;
+    const token_request request_; // serialized by each exchange: smaller than its bytes
+    diagnostics own_diag_;        // used when the caller passed none
     diagnostics& diag_;
     request_fsm fsm_;
     token_handler handler_;
@@ -163,10 +163,9 @@ private:
     std::unique_ptr<asio::any_completion_executor> handler_work_;
     asio::cancellation_slot user_slot_;
     connection* connection_ = nullptr; // while acquired
-    bool reused_ = false;
-    attempt_outcome facts_; // of the exchange in progress
     token_response response_;
     std::unique_ptr<asio::steady_timer> backoff_; // most operations never retry: made when one does
+    bool reused_ = false;                         // the acquired connection served an exchange before
     bool initiating_ = false;                     // inside start(): completing now must not call the handler inline
 };
 

@@ -67,9 +67,10 @@ const error_code refused = asio::error::connection_refused;
 // An fsm with its diagnostics, and the steps that take it to each phase.
 struct fixture {
     cartesia::diagnostics diag;
+    const cd::request_settings config;
     cd::request_fsm fsm;
 
-    explicit fixture(unsigned max_attempts = 3) : fsm(settings(max_attempts), diag) {}
+    explicit fixture(unsigned max_attempts = 3) : config(settings(max_attempts)), fsm(config, diag) {}
 
     cd::request_action step(const cd::request_event& event) { return fsm.resume(event); }
 
