@@ -318,8 +318,6 @@ void client_impl::open_connection(pool_type::node* node)
         if (ec || task->now != opening::phase::in_progress)
             return; // ended in time (its cancel may come after an expiry already queued)
         task->now = opening::phase::timed_out;
-        diagnostics_access::set_client_message(task->diag, "no connection to " + self->where_.host_header + " within " +
-                                                               std::to_string(self->config_.timeout.count()) + " ms");
         if (self->resolver_)
             self->resolver_->cancel();
         node->link->abort(); // the task ends in opened()
@@ -328,8 +326,14 @@ void client_impl::open_connection(pool_type::node* node)
                    [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
                        if (failure) // only allocation failures can get here
                            ec = make_error_code(boost::system::errc::not_enough_memory);
-                       else if (ec && task->now == opening::phase::timed_out)
-                           ec = asio::error::timed_out; // not the abort it caused: nobody cancelled
+                       else if (ec && task->now == opening::phase::timed_out) {
+                           // Not the abort it caused (nobody cancelled), nor the failed
+                           // step's message, which the abort wrote.
+                           ec = asio::error::timed_out;
+                           diagnostics_access::set_client_message(
+                               task->diag, "no connection to " + self->where_.host_header + " within " +
+                                               std::to_string(self->config_.timeout.count()) + " ms");
+                       }
                        task->now = opening::phase::ended;
                        task->deadline.cancel();
                        self->opened(*node, ec, task->diag);

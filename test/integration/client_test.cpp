@@ -2,11 +2,15 @@
 // connections, idle timeout, close and destruction with operations in flight.
 #include "fixture.hpp"
 
+#include <cartesia/detail/client_access.hpp>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -344,6 +348,61 @@ BOOST_FIXTURE_TEST_CASE(a_request_timing_out_in_the_queue_is_retried, server_fix
     for (const auto& ec : log.codes)
         BOOST_TEST(ec == error::timeout, ec.message());
     BOOST_TEST(queued_diag.attempts() == 2u);
+}
+
+// An opening that hangs (a TCP peer that never answers the TLS handshake) ends at
+// its own deadline, though the request that started it has gone: a request that
+// comes 100 ms later and waits on it fails with the opening's timed_out, about
+// 200 ms on (its own deadline would say error::timeout, 300 ms on), and the
+// silent peer sees its connection end.
+BOOST_FIXTURE_TEST_CASE(an_opening_that_hangs_ends_at_its_own_deadline, server_fixture)
+{
+    using tcp = asio::ip::tcp;
+    tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
+    tcp::socket peer(io);
+    silent.async_accept(peer, [](error_code) {});
+    auto unanswered = config;
+    unanswered.base_url = "https://127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+    unanswered.max_connections = 1;
+    unanswered.timeout = 300ms;
+    cartesia::client client(io.get_executor(), tls, unanswered);
+
+    asio::cancellation_signal signal;
+    asio::steady_timer later(io);
+    error_code first, second, peer_saw;
+    cartesia::diagnostics diag;
+    std::optional<long long> second_ms;
+    std::string received;
+    const auto second_request = [&] {
+        const auto start = cartesia::test::clock_type::now();
+        client.async_generate_token({}, diag, [&, start](error_code ec, const token_response&) {
+            second = ec;
+            second_ms = cartesia::test::milliseconds_since(start);
+            client.close();
+            // What the peer saw: a ClientHello, then the end of the connection.
+            asio::async_read(peer, asio::dynamic_buffer(received), [&](error_code read_ec, std::size_t) {
+                peer_saw = read_ec;
+                silent.close();
+            });
+        });
+    };
+    client.async_generate_token({},
+                                asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response&) {
+                                    first = ec;
+                                    later.expires_after(100ms);
+                                    later.async_wait([&](error_code) { second_request(); });
+                                }));
+    signal.emit(asio::cancellation_type::terminal); // handled on the strand after the request has started
+    io.run();
+
+    BOOST_TEST(first == asio::error::operation_aborted, first.message());
+    BOOST_TEST(second == asio::error::timed_out, second.message() << ": " << diag.client_message());
+    BOOST_TEST(diag.client_message().find("within 300 ms") != std::string_view::npos, diag.client_message());
+    BOOST_TEST_REQUIRE(second_ms.has_value());
+    BOOST_TEST(*second_ms < 290);  // the opening's deadline, not its own
+    BOOST_TEST(!received.empty()); // the handshake began
+    BOOST_TEST((peer_saw == asio::error::eof || peer_saw == asio::error::connection_reset), peer_saw.message());
+    BOOST_TEST(cartesia::detail::client_access::connections_opened(client) == 1u);
 }
 
 // Requests queued behind busy connections, and the io_context destroyed without
