@@ -237,9 +237,14 @@ public:
             state_.keep_alive = false;
             result = make_error_code(boost::system::errc::not_enough_memory);
         }
-        if (result)
+        if (result) {
+            // What the parser took beyond the inline arena (large headers) goes
+            // now, not when the connection next serves or closes: an idle
+            // connection keeps only its read buffer and the arena.
+            state_.parser.reset();
+            state_.arena_resource.reset();
             self.complete(*result);
-        else
+        } else
             stream_.async_read_some(next_read, std::move(self));
     }
 
