@@ -174,6 +174,30 @@ BOOST_AUTO_TEST_CASE(idle_connections_expire_oldest_first_with_the_injected_cloc
     BOOST_TEST(p.size() == 1u);
 }
 
+// A connection used again starts a new idle period; the other keeps its own.
+BOOST_AUTO_TEST_CASE(a_reused_connection_gets_a_new_idle_period)
+{
+    pool p(2);
+    waiter a, b, c;
+    pool::node& first = open_for(p, a);
+    pool::node& second = open_for(p, b);
+    p.release(first, true, t0, idle_timeout);
+    p.release(second, true, t0, idle_timeout);
+    const auto reuse = p.acquire(c);
+    BOOST_REQUIRE((reuse.kind == acquire_kind::use));
+    pool::node& reused = *reuse.connection;
+    pool::node& other = &reused == &first ? second : first;
+    BOOST_TEST((p.next_idle_expiry() == t0 + idle_timeout)); // the other's
+    p.release(reused, true, t0 + 150ms, idle_timeout);
+    const auto expired = p.expire_idle(t0 + idle_timeout);
+    BOOST_TEST_REQUIRE(expired.size() == 1u);
+    BOOST_TEST(expired[0] == &other);
+    BOOST_TEST((reused.status == connection_status::idle));
+    BOOST_TEST((p.next_idle_expiry() == t0 + 150ms + idle_timeout));
+    BOOST_TEST(p.expire_idle(t0 + 150ms + idle_timeout - 1ms).empty());
+    BOOST_TEST(p.expire_idle(t0 + 150ms + idle_timeout).size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(an_idle_timeout_of_centuries_saturates)
 {
     pool p(1);
