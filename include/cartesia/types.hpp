@@ -86,8 +86,24 @@ struct client_config {
 };
 
 /// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.
-/// The key is redacted: at most its public `sk_car_` prefix is printed.
+/// The key is redacted: at most its public `sk_car_` prefix is printed; so is the
+/// proxy's password (`http://user:…@proxy:3128`).
 std::ostream& operator<<(std::ostream& out, const client_config& config);
+
+/// A default configuration with these fields taken from the environment, the only
+/// place where the library reads it:
+/// - `api_key` from `CARTESIA_API_KEY`;
+/// - `base_url` from `CARTESIA_BASE_URL`;
+/// - `proxy` from `https_proxy`, else `HTTPS_PROXY`, else `all_proxy`, else
+///   `ALL_PROXY`;
+/// - `no_proxy` from `no_proxy`, else `NO_PROXY`.
+///
+/// As curl reads them: the lowercase name wins over the uppercase one, and a
+/// variable set to the empty string counts as unset. Nothing is checked here: a
+/// missing key or a bad value fails the operations with `error::invalid_argument`.
+/// Reads with `std::getenv`: do not call it while another thread changes the
+/// environment.
+client_config config_from_environment();
 
 } // namespace cartesia
 
