@@ -40,6 +40,10 @@ public:
             return "response too large";
         case error::timeout:
             return "timeout";
+        case error::proxy_error:
+            return "proxy error";
+        case error::proxy_auth_required:
+            return "proxy authentication required (HTTP 407)";
         }
         return "unknown cartesia error";
     }

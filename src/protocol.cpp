@@ -46,20 +46,6 @@ bool is_iso_date(std::string_view s) noexcept
     return month >= 1 && month <= 12 && day >= 1 && day <= 31;
 }
 
-// Decimal digits (leading zeros allowed) for a value from 1 to 65535.
-bool is_port_number(std::string_view digits) noexcept
-{
-    unsigned long value = 0;
-    for (char c : digits) {
-        if (c < '0' || c > '9')
-            return false;
-        value = value * 10 + static_cast<unsigned long>(c - '0');
-        if (value > 65535)
-            return false;
-    }
-    return value != 0;
-}
-
 error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics& diag)
 {
     auto parsed = boost::urls::parse_absolute_uri(base_url);
@@ -102,7 +88,7 @@ error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics&
 
     if (url.has_port()) {
         // Not port_number(): Boost.URL 1.81 wraps some ports above 65535 ("100443" gives 34907).
-        if (!is_port_number(url.port()))
+        if (parse_port(url.port()) == 0)
             return invalid(diag, "client_config::base_url has an invalid port");
         out.port = url.port();
     } else {
@@ -168,7 +154,9 @@ error_code validate(const client_config& config, const token_request& request, e
         return invalid(diag, "client_config::max_header_bytes and max_body_bytes must be positive");
     if (auto ec = validate_request(request, diag))
         return ec;
-    return parse_base_url(config.base_url, out, diag);
+    if (auto ec = parse_base_url(config.base_url, out, diag))
+        return ec;
+    return parse_network_config(config, out.host, out.network, diag);
 }
 
 error_code validate_request(const token_request& request, diagnostics& diag)

@@ -4,6 +4,7 @@
 #ifndef CARTESIA_SRC_PROTOCOL_HPP
 #define CARTESIA_SRC_PROTOCOL_HPP
 
+#include "network_config.hpp"
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/types.hpp>
 
@@ -39,9 +40,11 @@ struct endpoint {
     std::string host_header; // host[:port], as the Host header wants it
     std::string target;      // prefix + "/access-token"
     bool host_is_ip = false; // an IP literal: no SNI, IP-address verification
+    network_config network;  // how to reach it: the proxy, resolve overrides, connect timings
 };
 
-// Checks the whole configuration and request, and parses the URL. On failure
+// Checks the whole configuration and request, and parses the URL and the network
+// fields (parse_network_config(), last). On failure
 // returns error::invalid_argument with a client message naming the field at
 // fault (never its value when that value is the key).
 boost::system::error_code validate(const client_config& config, const token_request& request, endpoint& out,

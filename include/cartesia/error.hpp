@@ -35,6 +35,12 @@ enum class error {
     response_too_large,
     /// An attempt did not complete within `client_config::timeout`.
     timeout,
+    /// The HTTP proxy (`client_config::proxy`) refused to open a tunnel to the API:
+    /// its answer to CONNECT was not 2xx (other than 407), or not HTTP.
+    proxy_error,
+    /// HTTP 407 from the proxy: it wants credentials, or other ones than the
+    /// user info of `client_config::proxy`.
+    proxy_auth_required,
 };
 
 /// The category of `cartesia::error`; its name is "cartesia".

@@ -7,6 +7,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace cartesia {
 
@@ -64,11 +65,45 @@ struct client_config {
     std::size_t max_connections = 16;
     /// `cartesia::client` only: an idle pooled connection is closed after this long.
     std::chrono::milliseconds idle_timeout{30000};
+    /// An HTTP proxy to reach the API through (with CONNECT):
+    /// "http://[user:password@]host[:port]", the port 1080 by default; without a
+    /// scheme, http:// is assumed. User name and password are percent-decoded and
+    /// sent as `Proxy-Authorization: Basic`. Empty: connect directly. https://
+    /// proxies are refused.
+    std::string proxy;
+    /// Hosts that bypass the proxy, in curl's NO_PROXY syntax: a comma-separated
+    /// list of names (each matching itself and its subdomains), IP addresses and
+    /// CIDR ranges; "*" bypasses it for every host.
+    std::string no_proxy;
+    /// Addresses to use instead of asking the resolver, as curl's `--resolve`:
+    /// "host:port:address[,address...]", an IPv6 host in brackets.
+    std::vector<std::string> resolve;
+    /// The limit on one address's TCP connect (and on the proxy's answer to CONNECT).
+    std::chrono::milliseconds connect_timeout{10000};
+    /// RFC 8305 (Happy Eyeballs): how long one connection attempt runs alone
+    /// before the next address is tried alongside it. 0 or more.
+    std::chrono::milliseconds connection_attempt_delay{250};
 };
 
 /// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.
-/// The key is redacted: at most its public `sk_car_` prefix is printed.
+/// The key is redacted: at most its public `sk_car_` prefix is printed; so is the
+/// proxy's password (`http://user:…@proxy:3128`).
 std::ostream& operator<<(std::ostream& out, const client_config& config);
+
+/// A default configuration with these fields taken from the environment, the only
+/// place where the library reads it:
+/// - `api_key` from `CARTESIA_API_KEY`;
+/// - `base_url` from `CARTESIA_BASE_URL`;
+/// - `proxy` from `https_proxy`, else `HTTPS_PROXY`, else `all_proxy`, else
+///   `ALL_PROXY`;
+/// - `no_proxy` from `no_proxy`, else `NO_PROXY`.
+///
+/// As curl reads them: the lowercase name wins over the uppercase one, and a
+/// variable set to the empty string counts as unset. Nothing is checked here: a
+/// missing key or a bad value fails the operations with `error::invalid_argument`.
+/// Reads with `std::getenv`: do not call it while another thread changes the
+/// environment.
+client_config config_from_environment();
 
 } // namespace cartesia
 

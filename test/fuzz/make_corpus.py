@@ -204,6 +204,22 @@ corpora = {
     "fuzz_retry_after": {name: (ms + "\\ " + ra).encode() for name, (ms, ra) in retry_afters.items()},
     "fuzz_base_url": {name: ("2026-03-01\\ " + url).encode() for name, url in urls.items()},
 }
+# proxy, no_proxy, a host to match, then resolve entries one per line
+network_configs = {
+    "direct": ("", "", "api.cartesia.ai", ""),
+    "proxy": ("http://proxy.corp:3128", "", "api.cartesia.ai", ""),
+    "proxy-auth": ("http://user:p%40ss:w0rd@proxy.corp:3128/", "localhost,127.0.0.1", "localhost", ""),
+    "proxy-no-scheme": ("user@[::1]:3128", ".cartesia.ai", "API.cartesia.ai", ""),
+    "proxy-https": ("https://proxy.corp", "*", "example.com", ""),
+    "proxy-bypassed": ("http://proxy.corp", "example.com, .cartesia.ai:443", "www.example.com", ""),
+    "no-proxy-cidr": ("", "10.0.0.0/8, fd00::/8, [::1]:8080", "fd12::1", ""),
+    "resolve": ("", "", "api.cartesia.ai",
+                "api.cartesia.ai:443:127.0.0.1,[::1]\n[::1]:9000:::1\n*:443:192.0.2.1"),
+    "resolve-bad": ("", "", "h", "h:443:not-an-address"),
+}
+corpora["fuzz_network_config"] = {
+    name: "\\ ".join(parts[:3]).encode() + b"\\ " + parts[3].encode()
+    for name, parts in network_configs.items()}
 corpora["fuzz_base_url"]["bad-api-version"] = b"2026-13-01\\ https://api.cartesia.ai"
 corpora["fuzz_base_url"]["api-version-injection"] = b"2026-03-01\r\nX: y\\ https://api.cartesia.ai"
 

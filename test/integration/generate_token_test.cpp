@@ -148,12 +148,20 @@ BOOST_FIXTURE_TEST_CASE(invalid_input_fails_before_any_connection_and_never_inli
     bad_url.base_url = "http://localhost:" + std::to_string(server.port());
     auto bad_version = config;
     bad_version.api_version = "yesterday";
+    auto https_proxy = config;
+    https_proxy.proxy = "https://user:Pr0xyS3cret@127.0.0.1:" + std::to_string(server.port());
+    auto bad_resolve = config;
+    bad_resolve.resolve = {"localhost:" + std::to_string(server.port()) + ":not-an-address"};
+    auto no_connect_time = config;
+    no_connect_time.connect_timeout = 0s;
     cartesia::token_request too_long;
     too_long.expires_in = 3601s;
 
     for (auto [cfg, request] :
          {std::pair{bad_key, cartesia::token_request{}}, std::pair{bad_url, cartesia::token_request{}},
-          std::pair{bad_version, cartesia::token_request{}}, std::pair{config, too_long}}) {
+          std::pair{bad_version, cartesia::token_request{}}, std::pair{config, too_long},
+          std::pair{https_proxy, cartesia::token_request{}}, std::pair{bad_resolve, cartesia::token_request{}},
+          std::pair{no_connect_time, cartesia::token_request{}}}) {
         bool called = false;
         cartesia::diagnostics diag;
         cartesia::async_generate_token(io, tls, cfg, request, diag, [&](error_code ec, const token_response&) {
@@ -167,6 +175,7 @@ BOOST_FIXTURE_TEST_CASE(invalid_input_fails_before_any_connection_and_never_inli
         BOOST_TEST(!diag.client_message().empty());
         BOOST_TEST(diag.attempts() == 0u);
         BOOST_TEST(std::string(diag.client_message()).find("X-Evil") == std::string::npos);
+        BOOST_TEST(std::string(diag.client_message()).find("Pr0xyS3cret") == std::string::npos);
     }
     BOOST_TEST(server.connections_accepted() == 0u);
 }

@@ -15,9 +15,14 @@ BOOST_AUTO_TEST_CASE(codes_belong_to_the_cartesia_category)
     BOOST_TEST(ec.message() == "timeout");
     BOOST_TEST(ec == cartesia::error::timeout);
     BOOST_TEST(ec != cartesia::error::bad_response);
-    for (int e = static_cast<int>(cartesia::error::invalid_argument); e <= static_cast<int>(cartesia::error::timeout);
-         ++e)
+    for (int e = static_cast<int>(cartesia::error::invalid_argument);
+         e <= static_cast<int>(cartesia::error::proxy_auth_required); ++e)
         BOOST_TEST(make_error_code(static_cast<cartesia::error>(e)).message() != "unknown cartesia error");
+    BOOST_TEST(make_error_code(static_cast<cartesia::error>(static_cast<int>(cartesia::error::proxy_auth_required) + 1))
+                   .message() == "unknown cartesia error");
+    BOOST_TEST(make_error_code(cartesia::error::proxy_error).message() == "proxy error");
+    BOOST_TEST(make_error_code(cartesia::error::proxy_auth_required).message() ==
+               "proxy authentication required (HTTP 407)");
 }
 
 BOOST_AUTO_TEST_CASE(describe_success_and_plain_network_error)
