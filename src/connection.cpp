@@ -2,7 +2,6 @@
 
 #include <cartesia/error.hpp>
 
-#include <boost/asio/connect.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <openssl/ssl.h>
@@ -37,6 +36,17 @@ int verify_keeping_openssls_verdict(int preverified, X509_STORE_CTX* store)
     return preverified;
 }
 
+// "could not connect to api.cartesia.ai:443 (tried 2 addresses); last error: Connection refused"
+std::string connect_failure_message(const endpoint& where, std::size_t addresses_tried, error_code last_error)
+{
+    const bool ipv6_literal = where.host.find(':') != std::string::npos;
+    std::string message = "could not connect to ";
+    message += ipv6_literal ? "[" + where.host + "]" : where.host;
+    message += ":" + where.port + " (tried " + std::to_string(addresses_tried) +
+               (addresses_tried == 1 ? " address" : " addresses") + "); last error: " + last_error.message();
+    return message;
+}
+
 } // namespace
 
 asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
@@ -69,14 +79,18 @@ connection::connection(const asio::any_io_executor& executor, asio::ssl::context
 }
 
 asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::resolver::results_type& endpoints,
-                                             diagnostics& diag)
+                                             diagnostics& diag, connect_timing timing)
 {
-    // The condition ends the walk over the endpoints once abort() closed the
-    // socket, instead of letting async_connect open it again for the next one.
-    auto keep_trying = [this](const error_code&, const tcp::endpoint&) { return !aborted_; };
-    if (auto [ec, ep] = co_await asio::async_connect(stream_.next_layer(), endpoints, keep_trying, nothrow_awaitable);
-        ec)
-        co_return fail(diag, ec, "cannot connect to " + where.host_header);
+    if (aborted_) // before the race could start: there is none to abort
+        co_return fail(diag, asio::error::operation_aborted, "cannot connect to " + where.host_header);
+    connect_report report;
+    if (auto [ec] = co_await async_connect_race(stream_.get_executor(), endpoints, timing, stream_.next_layer(), report,
+                                                connecting_, nothrow_awaitable);
+        ec) {
+        if (ec == asio::error::operation_aborted) // abort() was called: the owner tells why
+            co_return fail(diag, ec, "cannot connect to " + where.host_header);
+        co_return fail(diag, ec, connect_failure_message(where, report.addresses_tried, ec));
+    }
     error_code ignored;
     stream_.next_layer().set_option(tcp::no_delay(true), ignored);
 
@@ -117,6 +131,7 @@ void connection::close_quietly() noexcept
 void connection::abort() noexcept
 {
     aborted_ = true;
+    abort_connect_race(connecting_);
     error_code ignored;
     stream_.next_layer().close(ignored);
 }

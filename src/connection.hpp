@@ -4,6 +4,7 @@
 #define CARTESIA_SRC_CONNECTION_HPP
 
 #include "exchange.hpp"
+#include "happy_eyeballs.hpp"
 
 #include "protocol.hpp"
 
@@ -34,10 +35,11 @@ class connection {
 public:
     connection(const asio::any_io_executor& executor, asio::ssl::context& tls);
 
-    // Connects to the first endpoint that answers, then performs the TLS handshake
-    // with SNI and with peer and host name verification (whatever `tls` says).
+    // Connects to the first endpoint that answers, racing them (Happy Eyeballs, see
+    // happy_eyeballs_fsm.hpp) with `timing`, then performs the TLS handshake with
+    // SNI and with peer and host name verification (whatever `tls` says).
     asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
-                                     diagnostics& diag);
+                                     diagnostics& diag, connect_timing timing = {});
 
     // Writes one request (head and tail joined in a buffer the connection keeps, so
     // that it goes out in one TLS record) and reads its response under the
@@ -80,8 +82,9 @@ public:
 
 private:
     asio::ssl::stream<tcp::socket> stream_;
-    std::string request_buffer_; // reused: no allocation after the first request
-    response_state response_;    // read buffer, parser arena, keep-alive, completeness
+    std::string request_buffer_;             // reused: no allocation after the first request
+    response_state response_;                // read buffer, parser arena, keep-alive, completeness
+    std::weak_ptr<connect_race> connecting_; // while open() races its addresses, for abort()
     bool aborted_ = false;
 };
 
