@@ -326,9 +326,11 @@ void client_impl::open_connection(pool_type::node* node)
                    [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
                        if (failure) // only allocation failures can get here
                            ec = make_error_code(boost::system::errc::not_enough_memory);
-                       else if (ec && task->now == opening::phase::timed_out) {
+                       else if (task->now == opening::phase::timed_out) {
                            // Not the abort it caused (nobody cancelled), nor the failed
-                           // step's message, which the abort wrote.
+                           // step's message, which the abort wrote; and a handshake that
+                           // completed as the deadline passed left a connection that
+                           // abort() closed: a failure too.
                            ec = asio::error::timed_out;
                            diagnostics_access::set_client_message(
                                task->diag, "no connection to " + self->where_.host_header + " within " +

@@ -2,13 +2,13 @@
 
 #include <cartesia/error.hpp>
 
-#include <boost/asio/connect.hpp>
 #include <boost/beast/http/error.hpp>
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <string>
+#include <vector>
 
 namespace cartesia::detail {
 namespace {
@@ -37,16 +37,36 @@ int verify_keeping_openssls_verdict(int preverified, X509_STORE_CTX* store)
     return preverified;
 }
 
+// "could not connect to api.cartesia.ai:443 (tried 2 addresses); last error: Connection refused"
+std::string connect_failure_message(const endpoint& where, std::size_t addresses_tried, error_code last_error)
+{
+    const bool ipv6_literal = where.host.find(':') != std::string::npos;
+    std::string message = "could not connect to ";
+    message += ipv6_literal ? "[" + where.host + "]" : where.host;
+    message += ":" + where.port + " (tried " + std::to_string(addresses_tried) +
+               (addresses_tried == 1 ? " address" : " addresses") + "); last error: " + last_error.message();
+    return message;
+}
+
 } // namespace
 
 asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag)
 {
+    const auto port = static_cast<unsigned short>(std::stoul(where.port));
     if (where.host_is_ip) {
-        const tcp::endpoint address(asio::ip::make_address(where.host),
-                                    static_cast<unsigned short>(std::stoul(where.port)));
-        out = tcp::resolver::results_type::create(address, where.host, where.port);
+        out = tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(where.host), port), where.host,
+                                                  where.port);
+        co_return error_code{};
+    }
+    if (const auto pinned = where.network.resolve.lookup(where.host, port); !pinned.empty()) {
+        // client_config::resolve names these addresses: the resolver is not asked.
+        std::vector<tcp::endpoint> addresses;
+        addresses.reserve(pinned.size());
+        for (const auto& address : pinned)
+            addresses.emplace_back(address, port);
+        out = tcp::resolver::results_type::create(addresses.begin(), addresses.end(), where.host, where.port);
         co_return error_code{};
     }
     if (!resolver)
@@ -71,12 +91,17 @@ connection::connection(const asio::any_io_executor& executor, asio::ssl::context
 asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                              diagnostics& diag)
 {
-    // The condition ends the walk over the endpoints once abort() closed the
-    // socket, instead of letting async_connect open it again for the next one.
-    auto keep_trying = [this](const error_code&, const tcp::endpoint&) { return !aborted_; };
-    if (auto [ec, ep] = co_await asio::async_connect(stream_.next_layer(), endpoints, keep_trying, nothrow_awaitable);
-        ec)
-        co_return fail(diag, ec, "cannot connect to " + where.host_header);
+    const connect_timing timing{where.network.connect_timeout, where.network.connection_attempt_delay};
+    if (aborted_) // before the race could start: there is none to abort
+        co_return fail(diag, asio::error::operation_aborted, "cannot connect to " + where.host_header);
+    connect_report report;
+    if (auto [ec] = co_await async_connect_race(stream_.get_executor(), endpoints, timing, stream_.next_layer(), report,
+                                                connecting_, nothrow_awaitable);
+        ec) {
+        if (ec == asio::error::operation_aborted) // abort() was called: the owner tells why
+            co_return fail(diag, ec, "cannot connect to " + where.host_header);
+        co_return fail(diag, ec, connect_failure_message(where, report.addresses_tried, ec));
+    }
     error_code ignored;
     stream_.next_layer().set_option(tcp::no_delay(true), ignored);
 
@@ -117,6 +142,7 @@ void connection::close_quietly() noexcept
 void connection::abort() noexcept
 {
     aborted_ = true;
+    abort_connect_race(connecting_);
     error_code ignored;
     stream_.next_layer().close(ignored);
 }

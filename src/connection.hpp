@@ -4,6 +4,7 @@
 #define CARTESIA_SRC_CONNECTION_HPP
 
 #include "exchange.hpp"
+#include "happy_eyeballs.hpp"
 
 #include "protocol.hpp"
 
@@ -22,8 +23,9 @@ namespace cartesia::detail {
 using tcp = asio::ip::tcp;
 
 // The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
-// wait), a name through `resolver`, which is created on first use so that an
-// owner's abort can cancel it. Fills diag on failure.
+// wait), a name that client_config::resolve pins from there, any other name
+// through `resolver`, which is created on first use so that an owner's abort can
+// cancel it. Fills diag on failure.
 asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag);
@@ -34,8 +36,10 @@ class connection {
 public:
     connection(const asio::any_io_executor& executor, asio::ssl::context& tls);
 
-    // Connects to the first endpoint that answers, then performs the TLS handshake
-    // with SNI and with peer and host name verification (whatever `tls` says).
+    // Connects to the first of `endpoints` that answers, racing them (Happy
+    // Eyeballs, see happy_eyeballs_fsm.hpp) with the connect timings of
+    // `where.network`, then performs the TLS handshake with SNI and with peer and
+    // host name verification (whatever `tls` says).
     asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                      diagnostics& diag);
 
@@ -50,9 +54,12 @@ public:
     void async_exchange(std::string_view request_head, const token_request& request, const client_config& config,
                         token_response& response, diagnostics& diag, Handler&& handler)
     {
+        // Should the exchange fail to start for want of memory, outcome() says so,
+        // as the driver tells the request algorithm: not the previous exchange's.
+        outcome_ = {};
+        outcome_.ec = make_error_code(boost::system::errc::not_enough_memory);
         request_buffer_.assign(request_head);
         request_buffer_.append(serialize_request_tail(request).view());
-        outcome_ = {};
         detail::async_exchange(stream_, asio::buffer(request_buffer_), response_, config, outcome_, response, diag,
                                [this, done = std::forward<Handler>(handler)](error_code ec) mutable {
                                    outcome_.ec = ec;
@@ -89,9 +96,10 @@ public:
 
 private:
     asio::ssl::stream<tcp::socket> stream_;
-    std::string request_buffer_; // reused: no allocation after the first request
-    response_state response_;    // read buffer, parser arena, keep-alive, completeness
-    attempt_outcome outcome_;    // of the last exchange
+    std::string request_buffer_;             // reused: no allocation after the first request
+    response_state response_;                // read buffer, parser arena, keep-alive, completeness
+    attempt_outcome outcome_;                // of the last exchange
+    std::weak_ptr<connect_race> connecting_; // while open() races its addresses, for abort()
     bool aborted_ = false;
 };
 

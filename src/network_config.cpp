@@ -241,25 +241,28 @@ error_code parse_proxy(std::string_view text, http_proxy& out, diagnostics& diag
     return {};
 }
 
-std::string redact_proxy_password(std::string_view url)
+std::string redact_url_credentials(std::string_view url)
 {
     // The user info starts after "scheme://", when what precedes "://" is a scheme
     // (a password may hold "://" too), and ends at the last '@' (a password may hold
-    // an unencoded '@' or '/'; redacting too much is harmless).
-    std::size_t user_info = 0;
+    // an unencoded '@' or '/'). All of it goes: some proxies take a token as the
+    // user name. Redacting too much is harmless.
+    std::size_t authority = 0;
     if (const auto separator = url.find("://");
         separator != std::string_view::npos && is_scheme(url.substr(0, separator)))
-        user_info = separator + 3;
-    const auto at = url.rfind('@');
-    if (at == std::string_view::npos || at < user_info)
+        authority = separator + 3;
+    if (const auto at = url.rfind('@'); at != std::string_view::npos && at >= authority)
+        return std::string(url.substr(0, authority)) + "…" + std::string(url.substr(at));
+    // No '@': a "port" that is no number is most likely a password whose host was
+    // forgotten ("user:secret"); it goes, and all after it.
+    const std::string_view rest = url.substr(authority);
+    const auto colon = rest.substr(0, rest.find('/')).rfind(':');
+    if (colon == std::string_view::npos || rest.find(']', colon) != std::string_view::npos)
+        return std::string(url); // no port, or a colon of an IPv6 literal
+    const std::string_view port = rest.substr(colon + 1, rest.find('/', colon) - colon - 1);
+    if (std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return std::string(url);
-    const auto colon = url.find(':', user_info);
-    if (colon == std::string_view::npos || colon > at)
-        return std::string(url); // a user name alone: no secret
-    std::string out(url.substr(0, colon + 1));
-    out += "…";
-    out += url.substr(at);
-    return out;
+    return std::string(url.substr(0, authority + colon + 1)) + "…";
 }
 
 // ---- resolve overrides -----------------------------------------------------------

@@ -47,9 +47,10 @@ struct http_proxy {
 // and never quoting the URL (it may hold the password).
 boost::system::error_code parse_proxy(std::string_view url, http_proxy& out, diagnostics& diag);
 
-// The URL with the password of its user info replaced by "…", for a log: works on
-// any string, valid URL or not, since an invalid one may hold a password too.
-std::string redact_proxy_password(std::string_view url);
+// The URL with its user info (user name and password) replaced by "…", for a
+// log: works on any string, valid URL or not, since an invalid one may hold a
+// password too ("user:secret" with the host forgotten loses what follows ':').
+std::string redact_url_credentials(std::string_view url);
 
 // client_config::resolve, parsed: curl's --resolve entries "host:port:addr[,addr...]"
 // (an IPv6 host in brackets, IPv6 addresses with or without), which give the

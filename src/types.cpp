@@ -16,12 +16,12 @@ std::ostream& operator<<(std::ostream& out, const client_config& config)
     constexpr std::string_view public_prefix = "sk_car_";
     const std::string_view key = config.api_key;
     const std::string_view shown = key.empty() ? "(empty)" : key.starts_with(public_prefix) ? "sk_car_…" : "…";
-    out << "{api_key: " << shown << ", base_url: " << config.base_url << ", api_version: " << config.api_version
-        << ", timeout: " << config.timeout.count() << " ms, max_retries: " << config.max_retries
-        << ", user_agent_suffix: " << config.user_agent_suffix << ", max_header_bytes: " << config.max_header_bytes
-        << ", max_body_bytes: " << config.max_body_bytes << ", max_connections: " << config.max_connections
-        << ", idle_timeout: " << config.idle_timeout.count() << " ms"
-        << ", proxy: " << detail::redact_proxy_password(config.proxy) << ", no_proxy: " << config.no_proxy
+    out << "{api_key: " << shown << ", base_url: " << detail::redact_url_credentials(config.base_url)
+        << ", api_version: " << config.api_version << ", timeout: " << config.timeout.count()
+        << " ms, max_retries: " << config.max_retries << ", user_agent_suffix: " << config.user_agent_suffix
+        << ", max_header_bytes: " << config.max_header_bytes << ", max_body_bytes: " << config.max_body_bytes
+        << ", max_connections: " << config.max_connections << ", idle_timeout: " << config.idle_timeout.count() << " ms"
+        << ", proxy: " << detail::redact_url_credentials(config.proxy) << ", no_proxy: " << config.no_proxy
         << ", resolve: [";
     for (std::size_t i = 0; i < config.resolve.size(); ++i)
         out << (i == 0 ? "" : ", ") << config.resolve[i];

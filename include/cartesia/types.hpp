@@ -86,8 +86,8 @@ struct client_config {
 };
 
 /// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.
-/// The key is redacted: at most its public `sk_car_` prefix is printed; so is the
-/// proxy's password (`http://user:…@proxy:3128`).
+/// The key is redacted: at most its public `sk_car_` prefix is printed. The user
+/// info of the proxy and of the base URL is too (`http://…@proxy:3128`).
 std::ostream& operator<<(std::ostream& out, const client_config& config);
 
 /// A default configuration with these fields taken from the environment, the only

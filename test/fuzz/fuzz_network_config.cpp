@@ -146,7 +146,7 @@ void check_proxy(const cartesia::client_config& config, const cd::http_proxy& pr
     if (parsed->has_password() && !parsed->encoded_password().empty()) {
         const std::string user_info =
             std::string(parsed->encoded_user()) + ':' + std::string(parsed->encoded_password()) + '@';
-        const std::string redacted = cd::redact_proxy_password(url);
+        const std::string redacted = cd::redact_url_credentials(url);
         require(redacted.find(user_info) == std::string::npos, "redaction hides the proxy's password", redacted);
         std::ostringstream printed;
         printed << config;

@@ -521,19 +521,27 @@ BOOST_AUTO_TEST_CASE(user_names_with_colons_and_control_characters_are_refused)
                    "client_config::proxy's user name and password must not contain control characters");
 }
 
-BOOST_AUTO_TEST_CASE(redaction_hides_the_password_of_any_string)
+BOOST_AUTO_TEST_CASE(redaction_hides_the_credentials_of_any_string)
 {
-    BOOST_TEST(cd::redact_proxy_password("") == "");
-    BOOST_TEST(cd::redact_proxy_password("http://proxy.corp:3128") == "http://proxy.corp:3128");
-    BOOST_TEST(cd::redact_proxy_password("http://user@proxy.corp:3128") == "http://user@proxy.corp:3128");
-    BOOST_TEST(cd::redact_proxy_password("http://user:p%40ss@proxy.corp:3128") == "http://user:…@proxy.corp:3128");
-    BOOST_TEST(cd::redact_proxy_password("http://:pw@proxy.corp") == "http://:…@proxy.corp");
-    BOOST_TEST(cd::redact_proxy_password("user:pw@proxy.corp:3128") == "user:…@proxy.corp:3128");
-    // Invalid URLs, which validation refuses, are printed too: the password still goes.
-    BOOST_TEST(cd::redact_proxy_password("http://user:p@ss@proxy.corp") == "http://user:…@proxy.corp");
-    BOOST_TEST(cd::redact_proxy_password("http://user:pa/ss@proxy.corp") == "http://user:…@proxy.corp");
-    BOOST_TEST(cd::redact_proxy_password("user:pa://ss@proxy.corp") == "user:…@proxy.corp");
-    BOOST_TEST(cd::redact_proxy_password("socks5://u:pw:more@h") == "socks5://u:…@h");
+    const auto r = [](std::string_view url) { return cd::redact_url_credentials(url); };
+    BOOST_TEST(r("") == "");
+    BOOST_TEST(r("http://proxy.corp:3128") == "http://proxy.corp:3128");
+    BOOST_TEST(r("http://proxy.corp:3128/") == "http://proxy.corp:3128/");
+    BOOST_TEST(r("http://[::1]:3128") == "http://[::1]:3128");
+    BOOST_TEST(r("http://[::1]") == "http://[::1]");
+    BOOST_TEST(r("https://api.cartesia.ai/v1") == "https://api.cartesia.ai/v1");
+    BOOST_TEST(r("http://TOKEN@proxy.corp:3128") == "http://…@proxy.corp:3128"); // a token as the user name
+    BOOST_TEST(r("http://user:p%40ss@proxy.corp:3128") == "http://…@proxy.corp:3128");
+    BOOST_TEST(r("http://:pw@proxy.corp") == "http://…@proxy.corp");
+    BOOST_TEST(r("user:pw@proxy.corp:3128") == "…@proxy.corp:3128");
+    // Invalid URLs, which validation refuses, are printed too: the secret still goes.
+    BOOST_TEST(r("http://user:p@ss@proxy.corp") == "http://…@proxy.corp");
+    BOOST_TEST(r("http://user:pa/ss@proxy.corp") == "http://…@proxy.corp");
+    BOOST_TEST(r("user:pa://ss@proxy.corp") == "…@proxy.corp");
+    BOOST_TEST(r("socks5://u:pw:more@h") == "socks5://…@h");
+    BOOST_TEST(r("http://user:secret") == "http://user:…"); // the host forgotten
+    BOOST_TEST(r("user:se/cret") == "user:…");
+    BOOST_TEST(r("https://user:pw@api.cartesia.ai") == "https://…@api.cartesia.ai");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
