@@ -21,6 +21,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -65,9 +66,10 @@ asio::ip::address hole_address()
 // A listening socket that drops SYNs: its accept queue holds the one connection
 // that a backlog of 0 admits, and nothing accepts it.
 struct black_hole {
-    black_hole(asio::io_context& io, const asio::ip::address& address) : listener(io), filler(io)
+    black_hole(asio::io_context& io, const asio::ip::address& address, unsigned short port = 0)
+        : listener(io), filler(io)
     {
-        const tcp::endpoint where(address, 0);
+        const tcp::endpoint where(address, port);
         listener.open(where.protocol());
         listener.bind(where);
         listener.listen(0);
@@ -349,6 +351,63 @@ BOOST_FIXTURE_TEST_CASE(no_address_at_all_completes_without_connecting, server_f
     BOOST_TEST(calls == 1);
     BOOST_TEST(result == asio::error::not_found);
     BOOST_TEST(report.addresses_tried == 0u);
+}
+
+// End to end, as a user meets it: a name (which no resolver knows) pinned by
+// client_config::resolve to an IPv6 address that drops SYNs, then to the server.
+// The free function and every connection of the pool get through after the
+// attempt delay, not after connect_timeout, and leave no attempt behind.
+BOOST_AUTO_TEST_CASE(a_pinned_name_whose_first_address_is_dead_costs_the_attempt_delay)
+{
+    cartesia::test::server_options options;
+    options.certificate.subject_alt_names.emplace_back("DNS:api.cartesia.test");
+    server_fixture f(std::move(options));
+    const std::string base = f.server.base_url();
+    const auto port = static_cast<unsigned short>(std::stoul(base.substr(base.rfind(':') + 1)));
+    // The hole listens on the server's port: a pin gives one port to all its addresses.
+    const bool v6 = hole_address().is_v6();
+    black_hole hole(f.io, v6 ? hole_address() : asio::ip::make_address("127.0.0.2"), port);
+    auto config = f.config;
+    config.base_url = "https://api.cartesia.test:" + std::to_string(port);
+    config.resolve = {"api.cartesia.test:" + std::to_string(port) + (v6 ? ":[::1]" : ":127.0.0.2") + ",127.0.0.1"};
+    config.connection_attempt_delay = 250ms;
+
+    error_code oneshot_ec;
+    long long oneshot_ms = 0;
+    const auto start = clock_type::now();
+    cartesia::async_generate_token(f.io, f.tls, config, {}, [&](error_code ec, const cartesia::token_response&) {
+        oneshot_ec = ec;
+        oneshot_ms = milliseconds_since(start);
+    });
+    f.io.run();
+    BOOST_TEST(!oneshot_ec, oneshot_ec.message());
+    BOOST_TEST(oneshot_ms >= 240); // it did try the hole first, for the delay
+    BOOST_TEST(oneshot_ms < 250 + slack_ms);
+
+    f.io.restart();
+    cartesia::client client(f.io.get_executor(), f.tls, config);
+    std::vector<error_code> pooled;
+    long long first_pooled_ms = 0;
+    const auto pooled_start = clock_type::now();
+    std::function<void()> next = [&] {
+        client.async_generate_token({}, [&](error_code ec, const cartesia::token_response&) {
+            if (pooled.empty())
+                first_pooled_ms = milliseconds_since(pooled_start);
+            pooled.push_back(ec);
+            if (pooled.size() < 3)
+                next();
+            else
+                client.close();
+        });
+    };
+    next();
+    f.io.run();
+    BOOST_TEST_REQUIRE(pooled.size() == 3u);
+    for (const auto& ec : pooled)
+        BOOST_TEST(!ec, ec.message());
+    BOOST_TEST(first_pooled_ms < 250 + slack_ms);
+    BOOST_TEST(f.server.connections_accepted() == 2u); // one for the free function, one for the pool
+    BOOST_TEST(still_connecting_to(port) == 0u);       // the losing attempts were closed
 }
 
 BOOST_AUTO_TEST_SUITE_END()
