@@ -196,4 +196,30 @@ BOOST_AUTO_TEST_CASE(a_failure_at_every_step_of_a_reused_connection)
     BOOST_TEST(steps_covered >= 1 + answer.size() / 16);
 }
 
+// An idle connection keeps its read buffer and inline arena, not the parser nor
+// what the parser took from the heap beyond the arena (headers past 4 KiB).
+BOOST_AUTO_TEST_CASE(a_completed_exchange_gives_its_parser_back)
+{
+    asio::io_context io;
+    const std::string filler(6000, 'x');
+    const std::string large = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Filler: " + filler +
+                              "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    beast::test::stream client(io, large), server(io);
+    client.connect(server);
+    cd::response_state state;
+    cartesia::client_config config;
+    cd::attempt_outcome facts;
+    cartesia::token_response response;
+    cartesia::diagnostics diag;
+    error_code result = asio::error::would_block;
+    cd::async_exchange(client, asio::buffer(request), state, config, facts, response, diag,
+                       [&](error_code ec) { result = ec; });
+    io.run();
+    BOOST_TEST(!result, result.message());
+    BOOST_TEST(response.token == token);
+    BOOST_TEST(state.complete);
+    BOOST_TEST(!state.parser.has_value());
+    BOOST_TEST(!state.arena_resource.has_value());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
