@@ -363,8 +363,10 @@ void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics
     const auto answer = pool_.opened(node, ec, asio::steady_timer::clock_type::now(), config_.idle_timeout);
     if (answer.to != nullptr) {
         auto* request = &pooled(*answer.to);
-        if (ec) // the request tells its story: the connection's failure is its attempt's
+        if (ec) { // the request tells its story: the connection's failure is its attempt's
             diagnostics_access::set_client_message(request->diag(), std::string(diag.client_message()));
+            diagnostics_access::set_http_status(request->diag(), diag.http_status()); // a proxy's refusal
+        }
         request->wake();
     }
     if (ec || answer.close_it)

@@ -1,5 +1,7 @@
 #include "connection.hpp"
 
+#include "proxy_tunnel.hpp"
+
 #include <cartesia/error.hpp>
 
 #include <boost/beast/http/error.hpp>
@@ -37,14 +39,20 @@ int verify_keeping_openssls_verdict(int preverified, X509_STORE_CTX* store)
     return preverified;
 }
 
-// "could not connect to api.cartesia.ai:443 (tried 2 addresses); last error: Connection refused"
+// "could not connect to api.cartesia.ai:443 (tried 2 addresses); last error: Connection refused",
+// or to "the proxy 127.0.0.1:3128" when tunnelling.
 std::string connect_failure_message(const endpoint& where, std::size_t addresses_tried, error_code last_error)
 {
-    const bool ipv6_literal = where.host.find(':') != std::string::npos;
     std::string message = "could not connect to ";
-    message += ipv6_literal ? "[" + where.host + "]" : where.host;
-    message += ":" + where.port + " (tried " + std::to_string(addresses_tried) +
-               (addresses_tried == 1 ? " address" : " addresses") + "); last error: " + last_error.message();
+    if (where.network.proxy) {
+        message += connect_target_name(where);
+    } else {
+        const bool ipv6_literal = where.host.find(':') != std::string::npos;
+        message += ipv6_literal ? "[" + where.host + "]" : where.host;
+        message += ":" + where.port;
+    }
+    message += " (tried " + std::to_string(addresses_tried) + (addresses_tried == 1 ? " address" : " addresses") +
+               "); last error: " + last_error.message();
     return message;
 }
 
@@ -54,26 +62,27 @@ asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag)
 {
-    const auto port = static_cast<unsigned short>(std::stoul(where.port));
-    if (where.host_is_ip) {
-        out = tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(where.host), port), where.host,
-                                                  where.port);
+    const connect_target target = connect_target_of(where);
+    const std::string host(target.host), port_text(target.port);
+    const auto port = static_cast<unsigned short>(std::stoul(port_text));
+    if (target.host_is_ip) {
+        out = tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(host), port), host, port_text);
         co_return error_code{};
     }
-    if (const auto pinned = where.network.resolve.lookup(where.host, port); !pinned.empty()) {
+    if (const auto pinned = where.network.resolve.lookup(host, port); !pinned.empty()) {
         // client_config::resolve names these addresses: the resolver is not asked.
         std::vector<tcp::endpoint> addresses;
         addresses.reserve(pinned.size());
         for (const auto& address : pinned)
             addresses.emplace_back(address, port);
-        out = tcp::resolver::results_type::create(addresses.begin(), addresses.end(), where.host, where.port);
+        out = tcp::resolver::results_type::create(addresses.begin(), addresses.end(), host, port_text);
         co_return error_code{};
     }
     if (!resolver)
         resolver = std::make_unique<tcp::resolver>(executor);
-    auto [ec, resolved] = co_await resolver->async_resolve(where.host, where.port, nothrow_awaitable);
+    auto [ec, resolved] = co_await resolver->async_resolve(host, port_text, nothrow_awaitable);
     if (ec)
-        co_return fail(diag, ec, "cannot resolve " + where.host);
+        co_return fail(diag, ec, std::string("cannot resolve ") + (target.is_proxy ? "the proxy " : "") + host);
     out = std::move(resolved);
     co_return error_code{};
 }
@@ -93,17 +102,21 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
 {
     const connect_timing timing{where.network.connect_timeout, where.network.connection_attempt_delay};
     if (aborted_) // before the race could start: there is none to abort
-        co_return fail(diag, asio::error::operation_aborted, "cannot connect to " + where.host_header);
+        co_return fail(diag, asio::error::operation_aborted, "cannot connect to " + connect_target_name(where));
     connect_report report;
     if (auto [ec] = co_await async_connect_race(stream_.get_executor(), endpoints, timing, stream_.next_layer(), report,
                                                 connecting_, nothrow_awaitable);
         ec) {
         if (ec == asio::error::operation_aborted) // abort() was called: the owner tells why
-            co_return fail(diag, ec, "cannot connect to " + where.host_header);
+            co_return fail(diag, ec, "cannot connect to " + connect_target_name(where));
         co_return fail(diag, ec, connect_failure_message(where, report.addresses_tried, ec));
     }
     error_code ignored;
     stream_.next_layer().set_option(tcp::no_delay(true), ignored);
+    if (where.network.proxy) {
+        if (auto ec = co_await open_tunnel(stream_.next_layer(), where, diag))
+            co_return ec;
+    }
 
     // Verification is on, whatever the context says: the peer, and its name.
     SSL* handle = stream_.native_handle();

@@ -22,10 +22,11 @@ namespace cartesia::detail {
 // asio, error_code and nothrow_awaitable come from exchange.hpp.
 using tcp = asio::ip::tcp;
 
-// The addresses of `where`: an IP literal directly (no getaddrinfo thread, no
-// wait), a name that client_config::resolve pins from there, any other name
-// through `resolver`, which is created on first use so that an owner's abort can
-// cancel it. Fills diag on failure.
+// The addresses of connect_target_of(where), the proxy's when tunnelling
+// (proxy_tunnel.hpp): an IP literal directly (no getaddrinfo thread, no wait), a
+// name that client_config::resolve pins from there, any other name through
+// `resolver`, which is created on first use so that an owner's abort can cancel
+// it. Fills diag on failure.
 asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique_ptr<tcp::resolver>& resolver,
                                               const asio::any_io_executor& executor, tcp::resolver::results_type& out,
                                               diagnostics& diag);
@@ -38,8 +39,9 @@ public:
 
     // Connects to the first of `endpoints` that answers, racing them (Happy
     // Eyeballs, see happy_eyeballs_fsm.hpp) with the connect timings of
-    // `where.network`, then performs the TLS handshake with SNI and with peer and
-    // host name verification (whatever `tls` says).
+    // `where.network`, opens the CONNECT tunnel when there is a proxy
+    // (open_tunnel()), then performs the TLS handshake with SNI and with peer and
+    // host name verification against the API (whatever `tls` says).
     asio::awaitable<error_code> open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                      diagnostics& diag);
 

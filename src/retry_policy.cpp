@@ -81,7 +81,10 @@ bool is_retryable(const attempt_outcome& outcome) noexcept
 {
     if (!outcome.ec)
         return false;
-    if (outcome.ec == error::invalid_argument)
+    // A proxy that refused the tunnel (its policy, or credentials) says the same
+    // again; docs/errors.md promises these are not retried.
+    if (outcome.ec == error::invalid_argument || outcome.ec == error::proxy_error ||
+        outcome.ec == error::proxy_auth_required)
         return false;
     if (outcome.should_retry_header)
         return *outcome.should_retry_header;

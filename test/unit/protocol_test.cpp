@@ -402,6 +402,8 @@ BOOST_AUTO_TEST_CASE(what_is_retried)
         BOOST_TEST(!cd::is_retryable(outcome(cartesia::detail::status_to_error(status), status)));
     BOOST_TEST(!cd::is_retryable(outcome({})));
     BOOST_TEST(!cd::is_retryable(outcome(error::invalid_argument)));
+    BOOST_TEST(!cd::is_retryable(outcome(error::proxy_error)));
+    BOOST_TEST(!cd::is_retryable(outcome(error::proxy_auth_required)));
     BOOST_TEST(!cd::is_retryable(outcome(error::bad_response, 200)));
     BOOST_TEST(!cd::is_retryable(outcome(error::response_too_large, 200)));
     BOOST_TEST(!cd::is_retryable(outcome(boost::asio::error::connection_reset, 0, true)));
