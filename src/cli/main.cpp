@@ -33,9 +33,21 @@ options:
   --api-version V       Cartesia-Version header (default 2026-03-01)
   --timeout-ms N        deadline of one attempt (default 60000)
   --max-retries N       retries after the first attempt (default 2)
+  --proxy URL           HTTP proxy, http://[user:password@]host[:port] (default: $https_proxy,
+                        $HTTPS_PROXY, $all_proxy, $ALL_PROXY, the first set; "" connects directly)
+  --noproxy LIST        hosts that bypass the proxy, comma-separated, curl's syntax
+                        (default: $no_proxy, else $NO_PROXY)
+  --resolve HOST:PORT:ADDR[,ADDR...]
+                        use these addresses for HOST and PORT, as curl's --resolve (repeatable)
+  --connect-timeout-ms N
+                        bound of one address's TCP connect and of the proxy's CONNECT
+                        (default 10000)
   --json                print the whole response object instead of the token
   --help                print this help
   --version             print the version
+
+environment: CARTESIA_API_KEY (required; never a flag: argv is visible to all users),
+  CARTESIA_BASE_URL, https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY
 
 exit status: 0 success, 1 the request failed, 2 bad usage or input (no connection made)
 )";
@@ -63,9 +75,10 @@ struct options {
 // Returns nullopt when the program should exit successfully (--help, --version).
 std::optional<options> parse_command_line(int argc, char** argv)
 {
+    // The environment first (the key, the base URL, the proxy variables): the
+    // flags then override it.
     options parsed;
-    if (const char* url = std::getenv("CARTESIA_BASE_URL"); url && *url)
-        parsed.config.base_url = url;
+    parsed.config = cartesia::config_from_environment();
     auto grant = [&]() -> cartesia::token_grant& {
         if (!parsed.request.grants)
             parsed.request.grants.emplace();
@@ -102,16 +115,22 @@ std::optional<options> parse_command_line(int argc, char** argv)
             parsed.config.timeout = std::chrono::milliseconds(parse_integer<long long>(arg, value()));
         } else if (arg == "--max-retries") {
             parsed.config.max_retries = parse_integer<int>(arg, value());
+        } else if (arg == "--proxy") {
+            parsed.config.proxy = value();
+        } else if (arg == "--noproxy") {
+            parsed.config.no_proxy = value();
+        } else if (arg == "--resolve") {
+            parsed.config.resolve.emplace_back(value());
+        } else if (arg == "--connect-timeout-ms") {
+            parsed.config.connect_timeout = std::chrono::milliseconds(parse_integer<long long>(arg, value()));
         } else if (arg == "--json") {
             parsed.print_json = true;
         } else {
             throw usage_error{"unknown option '" + std::string(arg) + "' (see --help)"};
         }
     }
-    const char* key = std::getenv("CARTESIA_API_KEY");
-    if (!key || !*key)
+    if (parsed.config.api_key.empty())
         throw usage_error{"CARTESIA_API_KEY is not set"};
-    parsed.config.api_key = key;
     return parsed;
 }
 

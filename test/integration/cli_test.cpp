@@ -33,7 +33,9 @@ run_result run_cli(const std::string& env, const std::string& args)
     const std::string err_file = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
                                  "/cartesia-cli-test-" + std::to_string(::getpid()) + ".err";
     const std::string command =
-        "env -u CARTESIA_API_KEY -u CARTESIA_BASE_URL " + env + " " CARTESIA_TOKEN_EXE " " + args + " 2>" + err_file;
+        "env -u CARTESIA_API_KEY -u CARTESIA_BASE_URL -u https_proxy -u HTTPS_PROXY -u all_proxy -u ALL_PROXY "
+        "-u no_proxy -u NO_PROXY " +
+        env + " " CARTESIA_TOKEN_EXE " " + args + " 2>" + err_file;
     run_result result;
     FILE* pipe = ::popen(command.c_str(), "r");
     BOOST_REQUIRE(pipe);
