@@ -23,7 +23,7 @@ using tcp = asio::ip::tcp;
 
 // A CONNECT answer is a status line and a few headers; a proxy's error page may
 // follow, which is never read. Anything larger is not a proxy worth talking to.
-constexpr std::size_t max_connect_answer_bytes = 16 * 1024;
+constexpr std::size_t max_connect_answer_bytes = std::size_t{16} * 1024;
 constexpr std::size_t max_reason_bytes = 64;
 
 error_code fail(diagnostics& diag, error_code ec, std::string message)
@@ -49,8 +49,11 @@ struct watch_ender {
     std::shared_ptr<connect_watchdog> watchdog;
     ~watch_ender()
     {
-        watchdog->finished = true;
-        watchdog->timer.cancel();
+        watchdog->finished = true; // enough by itself: the handler then leaves the socket alone
+        try {
+            watchdog->timer.cancel();
+        } catch (...) { // then the timer runs out later, harmlessly
+        }
     }
 };
 

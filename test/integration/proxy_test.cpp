@@ -83,8 +83,8 @@ unsigned short closed_port()
 }
 
 struct proxy_fixture : server_fixture {
-    explicit proxy_fixture(cartesia::test::server_options options = {}, squid_options proxy_options = {})
-        : server_fixture(std::move(options)), proxy(std::move(proxy_options))
+    explicit proxy_fixture(cartesia::test::server_options options = {}, const squid_options& proxy_options = {})
+        : server_fixture(std::move(options)), proxy(proxy_options)
     {
         config.proxy = proxy.url();
     }

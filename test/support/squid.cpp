@@ -149,7 +149,7 @@ bool is_connect_line(const std::string& line)
 
 } // namespace
 
-squid_proxy::squid_proxy(squid_options options)
+squid_proxy::squid_proxy(const squid_options& options)
 {
     if (::access(squid_executable, X_OK) != 0)
         throw std::runtime_error(std::string("squid_proxy: ") + squid_executable +
@@ -193,10 +193,11 @@ squid_proxy::start_result squid_proxy::start(unsigned short port)
     ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     ::posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     ::posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], 2);
-    const std::string config_path = directory_ + "/squid.conf";
-    std::array<const char*, 7> argv{squid_executable, "-N", "-d", "1", "-f", config_path.c_str(), nullptr};
-    const int spawned =
-        ::posix_spawn(&pid_, squid_executable, &actions, nullptr, const_cast<char* const*>(argv.data()), environ);
+    // posix_spawn wants mutable strings.
+    std::array<std::string, 6> arguments{squid_executable, "-N", "-d", "1", "-f", directory_ + "/squid.conf"};
+    std::array<char*, 7> argv{};
+    std::transform(arguments.begin(), arguments.end(), argv.begin(), [](std::string& s) { return s.data(); });
+    const int spawned = ::posix_spawn(&pid_, squid_executable, &actions, nullptr, argv.data(), environ);
     ::posix_spawn_file_actions_destroy(&actions);
     ::close(pipe_fds[1]);
     if (spawned != 0) {

@@ -29,7 +29,7 @@ class squid_proxy {
 public:
     // Returns once squid accepts connections (it said so on stderr); throws
     // std::runtime_error with squid's last words when it does not start.
-    explicit squid_proxy(squid_options options = {});
+    explicit squid_proxy(const squid_options& options = {});
     ~squid_proxy(); // SIGTERM, then SIGKILL when it lingers; removes the directory
     squid_proxy(const squid_proxy&) = delete;
     squid_proxy& operator=(const squid_proxy&) = delete;
