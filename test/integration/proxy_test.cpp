@@ -305,7 +305,8 @@ BOOST_FIXTURE_TEST_CASE(a_proxy_that_is_down_fails_fast_naming_the_proxy, server
     config.proxy = "http://" + proxy_user + ":" + encoded_password + "@" + address;
     const auto r = mint(*this, config);
     BOOST_TEST(r.ec == asio::error::connection_refused, r.ec.message());
-    BOOST_TEST(std::string(r.diag.client_message()) == "cannot connect to the proxy " + address);
+    BOOST_TEST(std::string(r.diag.client_message()).find("connect to the proxy " + address) != std::string::npos,
+               r.diag.client_message());
     BOOST_TEST(r.elapsed_ms < 1000);
     check_nothing_shows(cartesia::describe(r.ec, r.diag), secret_forms(proxy_password, encoded_password));
     BOOST_TEST(server.connections_accepted() == 0u);
