@@ -150,6 +150,13 @@ error_code validate(const client_config& config, const token_request& request, e
         return invalid(diag, "client_config::max_connections must be between 1 and 65536");
     if (config.idle_timeout <= std::chrono::milliseconds::zero())
         return invalid(diag, "client_config::idle_timeout must be positive");
+    if (config.min_connections > config.max_connections)
+        return invalid(diag, "client_config::min_connections must not exceed max_connections");
+    if (config.total_timeout && *config.total_timeout <= std::chrono::milliseconds::zero())
+        return invalid(diag, "client_config::total_timeout must be positive when set");
+    // Written so that NaN fails too.
+    if (!(config.retry_budget_ratio >= 0.0 && config.retry_budget_ratio <= 1.0))
+        return invalid(diag, "client_config::retry_budget_ratio must be between 0 and 1");
     if (config.max_header_bytes == 0 || config.max_body_bytes == 0)
         return invalid(diag, "client_config::max_header_bytes and max_body_bytes must be positive");
     if (auto ec = validate_request(request, diag))

@@ -25,8 +25,15 @@ std::ostream& operator<<(std::ostream& out, const client_config& config)
         << ", resolve: [";
     for (std::size_t i = 0; i < config.resolve.size(); ++i)
         out << (i == 0 ? "" : ", ") << config.resolve[i];
-    return out << "], connect_timeout: " << config.connect_timeout.count()
-               << " ms, connection_attempt_delay: " << config.connection_attempt_delay.count() << " ms}";
+    out << "], connect_timeout: " << config.connect_timeout.count()
+        << " ms, connection_attempt_delay: " << config.connection_attempt_delay.count()
+        << " ms, min_connections: " << config.min_connections << ", total_timeout: ";
+    if (config.total_timeout)
+        out << config.total_timeout->count() << " ms";
+    else
+        out << "none";
+    return out << ", retry_budget_ratio: " << config.retry_budget_ratio
+               << ", retry_budget_min_per_second: " << config.retry_budget_min_per_second << "}";
 }
 
 namespace {

@@ -35,6 +35,16 @@ struct token_response {
     /// The response object exactly as the server sent it (JSON), for fields this
     /// library does not model yet.
     std::string raw_json;
+    /// When the token expires, as far as the client can tell without checking it:
+    /// - when the token is a JWT, the `exp` claim of its payload (the payload is
+    ///   base64url-decoded and parsed; the signature is NOT checked: the token is
+    ///   the API's to verify, and this is only for scheduling a refresh);
+    /// - otherwise, the time the request was sent plus the requested
+    ///   `token_request::expires_in`: a conservative bound, since the server
+    ///   starts the token's life later;
+    /// - otherwise (an opaque token, no `expires_in` asked for) empty.
+    /// A malformed JWT is not an error: it is treated as an opaque token.
+    std::optional<std::chrono::system_clock::time_point> expires_at{};
 };
 
 /// How to reach the API. Every field is checked before any I/O; a bad value fails
@@ -83,6 +93,23 @@ struct client_config {
     /// RFC 8305 (Happy Eyeballs): how long one connection attempt runs alone
     /// before the next address is tried alongside it. 0 or more.
     std::chrono::milliseconds connection_attempt_delay{250};
+    /// `cartesia::client` only: the connections the pool keeps open and ready, 0
+    /// to `max_connections`. They are opened in the background from construction
+    /// on, and one the server closes, that fails or that reaches a Keep-Alive
+    /// limit is replaced, with backoff while opening fails. `idle_timeout` closes
+    /// only the connections above this minimum.
+    std::size_t min_connections = 0;
+    /// The deadline of the whole operation: the wait for a connection, every
+    /// attempt and every backoff. Past it, `error::timeout`. Unset: only the
+    /// per-attempt `timeout` bounds the operation. Positive when set.
+    std::optional<std::chrono::milliseconds> total_timeout{};
+    /// `cartesia::client` only: over a sliding window of about 10 s, the retries
+    /// may be at most this share of the requests started (0 to 1), plus
+    /// `retry_budget_min_per_second`; a retryable failure beyond that budget is
+    /// delivered at once, as it is.
+    double retry_budget_ratio = 0.2;
+    /// `cartesia::client` only: retries always allowed per second, whatever the ratio.
+    unsigned retry_budget_min_per_second = 10;
 };
 
 /// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.

@@ -161,7 +161,8 @@ BOOST_AUTO_TEST_CASE(every_field_is_printed)
                "max_retries: 2, user_agent_suffix: , max_header_bytes: 16384, max_body_bytes: 65536, "
                "max_connections: 16, idle_timeout: 30000 ms, proxy: http://proxy.corp:3128, "
                "no_proxy: localhost,.internal, resolve: [api.cartesia.ai:443:127.0.0.1, [::1]:9000:[::1]], "
-               "connect_timeout: 1500 ms, connection_attempt_delay: 100 ms}");
+               "connect_timeout: 1500 ms, connection_attempt_delay: 100 ms, min_connections: 0, total_timeout: none, "
+               "retry_budget_ratio: 0.2, retry_budget_min_per_second: 10}");
 }
 
 BOOST_AUTO_TEST_CASE(the_proxy_credentials_are_redacted)

@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -184,6 +185,28 @@ BOOST_AUTO_TEST_CASE(other_fields)
     config = valid_config();
     config.max_body_bytes = 0;
     expect_invalid(config, "max_body_bytes");
+    config = valid_config();
+    config.max_connections = 4;
+    config.min_connections = 5;
+    expect_invalid(config, "client_config::min_connections");
+    config.min_connections = 4;
+    BOOST_TEST(!check(config, {}));
+    config = valid_config();
+    config.total_timeout = 0ms;
+    expect_invalid(config, "client_config::total_timeout");
+    config.total_timeout = 1ms;
+    BOOST_TEST(!check(config, {}));
+    for (double ratio :
+         {-0.1, 1.01, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+        config = valid_config();
+        config.retry_budget_ratio = ratio;
+        expect_invalid(config, "client_config::retry_budget_ratio");
+    }
+    for (double ratio : {0.0, 0.2, 1.0}) {
+        config = valid_config();
+        config.retry_budget_ratio = ratio;
+        BOOST_TEST(!check(config, {}));
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
