@@ -8,7 +8,10 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -150,6 +153,15 @@ void connection::close_quietly() noexcept
     if (!aborted_ && response_.complete)
         SSL_set_shutdown(stream_.native_handle(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     abort();
+}
+
+bool connection::server_closed_or_spoke() noexcept
+{
+    if (aborted_)
+        return true;
+    std::byte probe{};
+    const auto got = ::recv(stream_.next_layer().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR); // bytes, EOF or an error
 }
 
 void connection::abort() noexcept

@@ -96,6 +96,23 @@ public:
     // Neither aborted nor closed by the server: another exchange may follow.
     bool reusable() const noexcept { return !aborted_ && response_.keep_alive; }
 
+    // What the last whole response's Keep-Alive header said; empty without one.
+    const keep_alive_hint& server_hint() const noexcept { return response_.server_hint; }
+
+    // While the connection idles in a pool: completes, `void(error_code)`, when
+    // the socket becomes readable (the server closed, or sent something), or fails
+    // (abort()). Nothing is read: an exchange may start meanwhile, and reads the
+    // stream as usual.
+    template <class Handler> void async_wait_readable(Handler&& handler)
+    {
+        stream_.next_layer().async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
+    }
+
+    // After async_wait_readable() completed: whether the server closed the
+    // connection or sent bytes on it (a close_notify, most likely), looked at
+    // without reading or blocking. False when nothing is there after all.
+    bool server_closed_or_spoke() noexcept;
+
 private:
     asio::ssl::stream<tcp::socket> stream_;
     std::string request_buffer_;             // reused: no allocation after the first request

@@ -1,7 +1,9 @@
-// The deadlines of a client's attempts in flight, sans-io. Every attempt of a
-// client has the same timeout, so attempts expire in the order they started: a
-// FIFO list, of which one timer watches the head. An attempt that ends in time
-// just leaves the list: no timer to cancel, no cancelled wait to complete.
+// Deadlines of one kind in flight, sans-io: a client's attempts', or its
+// operations' total deadlines. Every attempt of a client has the same timeout,
+// and every operation the same total_timeout, so deadlines of one kind expire in
+// the order they started: a FIFO list, of which one timer watches the head. An
+// attempt that ends in time just leaves the list: no timer to cancel, no cancelled
+// wait to complete. `Tag` tells the lists of one object apart.
 #ifndef CARTESIA_SRC_DEADLINE_LIST_HPP
 #define CARTESIA_SRC_DEADLINE_LIST_HPP
 
@@ -12,15 +14,18 @@
 
 namespace cartesia::detail {
 
-using deadline_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<struct deadline_tag>,
+template <class Tag>
+using deadline_hook = boost::intrusive::list_base_hook<boost::intrusive::tag<Tag>,
                                                        boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
-template <class Clock> class basic_deadline_list {
+template <class Clock, class Tag = struct deadline_tag> class basic_deadline_list {
+    using hook = deadline_hook<Tag>;
+
 public:
-    class item : public deadline_hook {
+    class item : public hook {
     public:
         typename Clock::time_point deadline{};
-        bool watched() const noexcept { return deadline_hook::is_linked(); }
+        bool watched() const noexcept { return hook::is_linked(); }
     };
 
     // Returns true when `i` is now the first deadline (the timer must be set for it).
@@ -33,7 +38,7 @@ public:
         return &items_.front() == &i;
     }
 
-    static void unwatch(item& i) noexcept { i.deadline_hook::unlink(); }
+    static void unwatch(item& i) noexcept { i.hook::unlink(); }
 
     // The first item whose deadline is at or before `now`, taken off the list; nullptr when none.
     item* pop_expired(typename Clock::time_point now) noexcept
@@ -54,7 +59,7 @@ public:
     bool empty() const noexcept { return items_.empty(); }
 
 private:
-    boost::intrusive::list<item, boost::intrusive::base_hook<deadline_hook>,
+    boost::intrusive::list<item, boost::intrusive::base_hook<hook>,
                            boost::intrusive::constant_time_size<false>>
         items_;
 };

@@ -46,7 +46,7 @@ constexpr auto nothrow_awaitable = asio::as_tuple(asio::use_awaitable);
 error_code read_failure(error_code ec, const client_config& config, const attempt_outcome& facts, const char* part,
                         diagnostics& diag);
 
-// Beast's parser, keeping only what the client reads: the status, five header
+// Beast's parser, keeping only what the client reads: the status, six header
 // fields and the body, in the connection's arena. Beast's response_parser would
 // also store every other field in a container, and none of them is ever looked at.
 // The values are copied: they point into the read buffer, which may move while the
@@ -62,6 +62,7 @@ public:
     std::string_view should_retry() const noexcept { return view(should_retry_); }
     std::string_view retry_after() const noexcept { return view(retry_after_); }
     std::string_view retry_after_ms() const noexcept { return view(retry_after_ms_); }
+    std::string_view keep_alive_header() const noexcept { return view(keep_alive_); }
     std::string_view body() const noexcept { return body_; }
 
 private:
@@ -90,6 +91,8 @@ private:
             keep_first(content_type_, value);
         else if (name == field::retry_after)
             keep_first(retry_after_, value);
+        else if (name == field::keep_alive)
+            keep_first(keep_alive_, value);
         else if (name != field::unknown)
             return; // the three below are not among Beast's known fields
         else if (iequals(name_string, "x-request-id"))
@@ -126,7 +129,7 @@ private:
 
     std::pmr::memory_resource* arena_;
     unsigned status_ = 0;
-    kept_field content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_;
+    kept_field content_type_, request_id_, should_retry_, retry_after_, retry_after_ms_, keep_alive_;
     std::pmr::string body_;
 };
 
@@ -140,6 +143,7 @@ struct response_state {                // NOLINT(cppcoreguidelines-pro-type-memb
     std::optional<token_response_parser> parser; // the response being read, in the arena
     bool keep_alive = false;                     // another exchange may follow on this connection
     bool complete = false;                       // the last exchange read a whole response
+    keep_alive_hint server_hint;                 // the last whole response's Keep-Alive header
 };
 
 // Parses what `buffer` holds into `parser`. Returns need_more while the message
@@ -208,6 +212,7 @@ public:
         if (step_ == step::start) {
             state_.keep_alive = false; // until a complete response says otherwise
             state_.complete = false;
+            state_.server_hint = {};
             step_ = step::writing;
             asio::async_write(stream_, request_, std::move(self));
             return;
@@ -303,6 +308,8 @@ private:
         // server's error: they would be read as the next request's response.
         state_.keep_alive = parser.keep_alive() && !parser.need_eof() && state_.buffer.size() == 0;
         state_.complete = true;
+        if (!parser.keep_alive_header().empty())
+            state_.server_hint = parse_keep_alive(parser.keep_alive_header());
         const response_view view{parser.status(), parser.content_type(), parser.request_id(), parser.body()};
         return interpret_response(view, config_.api_key, response_, diag_);
     }

@@ -97,8 +97,16 @@ private:
 
     void abort_release(request_op&) override { connection_->abort(); }
 
-    void start_deadline(request_op&, asio::steady_timer::time_point at) override
+    void start_deadline(request_op&, deadline_kind which, asio::steady_timer::time_point at) override
     {
+        if (which == deadline_kind::total) {
+            total_deadline_.emplace(strand(), at); // once per operation, and only with a total_timeout
+            total_deadline_->async_wait([self = shared_self()](error_code ec) {
+                if (!ec)
+                    self->total_deadline_passed();
+            });
+            return;
+        }
         deadline_.expires_at(at);
         deadline_.async_wait([self = shared_self(), attempt = attempt()](error_code ec) {
             if (!ec) // the fsm ignores the expiry of an attempt that has ended
@@ -106,14 +114,21 @@ private:
         });
     }
 
-    void stop_deadline(request_op&) override { deadline_.cancel(); }
+    void stop_deadline(request_op&, deadline_kind which) override
+    {
+        if (which == deadline_kind::attempt)
+            deadline_.cancel();
+        else if (total_deadline_)
+            total_deadline_->cancel();
+    }
 
     void finished(request_op&) override {}
 
     asio::ssl::context& tls_;
     std::unique_ptr<tcp::resolver> resolver_; // none for an IP literal
     std::optional<connection> connection_;
-    asio::steady_timer deadline_;
+    asio::steady_timer deadline_;                      // the attempt's
+    std::optional<asio::steady_timer> total_deadline_; // the operation's
 };
 
 } // namespace

@@ -15,8 +15,21 @@
 // node): a request only ever acquires, releases and leaves the queue. It opens a
 // connection when a waiter has none coming: while there is room, the number of
 // connections opening never exceeds the number of waiters.
+//
+// The warm minimum: while fewer than `min_connections` are open or opening, the
+// pool opens more for nobody in particular (open_for_minimum()), and the idle
+// timeout closes only the connections above the minimum. When openings fail, the
+// minimum is restored after a backoff, and by one probe at a time until one
+// succeeds: a down API sees a trickle of connection attempts, not a storm.
+//
+// The server's Keep-Alive hints (`timeout=N, max=M`) bound each connection: it
+// carries no more requests than the server will take, and is retired before the
+// server would close it idle (exchanged(), retire_at).
 #ifndef CARTESIA_SRC_POOL_STATE_HPP
 #define CARTESIA_SRC_POOL_STATE_HPP
+
+#include "protocol.hpp"
+#include "retry_policy.hpp"
 
 #include <boost/asio/error.hpp>
 #include <boost/assert.hpp>
@@ -24,7 +37,9 @@
 #include <boost/system/error_code.hpp>
 
 #include <chrono>
+#include <algorithm>
 #include <cstddef>
+#include <limits>
 #include <list>
 #include <new>
 #include <optional>
@@ -46,8 +61,15 @@ template <class Connection> struct pool_node {
     // bookkeeping needs no I/O object, and its tests none at all.
     std::optional<Connection> link;
     connection_status status = connection_status::opening;
-    pool_clock::time_point idle_until{}; // while idle: when it is closed
+    pool_clock::time_point idle_until{}; // while idle: when the idle timeout closes it (above the minimum)
+    pool_clock::time_point retire_at{};  // while idle: when it is closed anyway, before the server would
     std::size_t exchanges = 0;           // requests it has carried
+    // What the server's Keep-Alive hints allow: requests in all, and time idle.
+    std::size_t request_limit = std::numeric_limits<std::size_t>::max();
+    pool_clock::duration server_idle_limit = pool_clock::duration::max();
+    // The driver's: an operation of its own (a watch while idle) is pending on
+    // `link`, so that the node's removal waits for it to end.
+    bool watched = false;
     typename std::list<pool_node>::iterator self{};
 };
 
@@ -74,7 +96,14 @@ public:
     using node = pool_node<Connection>;
     using waiter = pool_waiter<Connection>;
 
-    explicit pool_state(std::size_t max_connections) noexcept : max_connections_(max_connections) {}
+    // `jitter` (in [0, 1)) spreads the backoff of the warm minimum's openings, so
+    // that many clients do not reconnect in step; null means 0.5.
+    explicit pool_state(std::size_t max_connections, std::size_t min_connections = 0,
+                        double (*jitter)() noexcept = nullptr) noexcept
+        : max_connections_(max_connections), min_connections_(min_connections), jitter_(jitter)
+    {
+        BOOST_ASSERT(min_connections <= max_connections);
+    }
 
     // --- what a request does -------------------------------------------------
 
@@ -128,7 +157,7 @@ public:
     release_answer release(node& c, bool reusable, pool_clock::time_point now, std::chrono::milliseconds idle_timeout)
     {
         BOOST_ASSERT(c.status == connection_status::in_use);
-        if (closed_ || !reusable) {
+        if (closed_ || !reusable || c.exchanges >= c.request_limit) {
             set_status(c, connection_status::closing);
             return {release_kind::close, nullptr};
         }
@@ -141,6 +170,29 @@ public:
             return {release_kind::close, nullptr};
         }
         return {release_kind::kept_idle};
+    }
+
+    // After an exchange over `c` that ended with a response carrying `hint`: one
+    // more request carried, and what the server says of the rest. `max` counts
+    // from this response on, this one included: Apache sends max=100, 99, ... and
+    // others the same number each time; either way the smallest bound wins.
+    void exchanged(node& c, const keep_alive_hint& hint) noexcept
+    {
+        BOOST_ASSERT(c.status == connection_status::in_use);
+        ++c.exchanges;
+        if (hint.max)
+            c.request_limit = std::min(c.request_limit, c.exchanges - 1 + *hint.max);
+        if (hint.timeout)
+            c.server_idle_limit = retire_before(*hint.timeout);
+    }
+
+    // How long a connection may idle when the server closes it after `server_timeout`:
+    // a margin of a tenth, at least a second, so that a request never races the
+    // server's close across the network. Zero: it may not idle at all.
+    static pool_clock::duration retire_before(std::chrono::seconds server_timeout) noexcept
+    {
+        const pool_clock::duration margin = std::max<pool_clock::duration>(std::chrono::seconds(1), server_timeout / 10);
+        return server_timeout > margin ? pool_clock::duration(server_timeout - margin) : pool_clock::duration::zero();
     }
 
     // --- what the connections' tasks report ----------------------------------
@@ -163,6 +215,10 @@ public:
         }
         if (failure) {
             set_status(c, connection_status::closing);
+            ++failed_openings_;
+            // A double is exact enough here and cannot overflow: retry_delay caps it.
+            const double jitter = jitter_ ? jitter_() : 0.5;
+            warm_retry_at_ = now + retry_delay(std::min<unsigned>(failed_openings_ - 1, 16), jitter, std::nullopt);
             opened_answer answer;
             if (waiter* next = pop_waiter()) {
                 next->failure = failure;
@@ -170,6 +226,8 @@ public:
             }
             return answer;
         }
+        failed_openings_ = 0;
+        warm_retry_at_ = {};
         if (waiter* next = pop_waiter()) {
             set_status(c, connection_status::in_use);
             next->handed = &c;
@@ -183,36 +241,87 @@ public:
     }
 
     // A closed (or failed) connection is gone; returns another one to open when
-    // requests are still queued.
-    node* remove(node& c)
+    // requests are still queued, or for the minimum (see open_for_minimum()).
+    node* remove(node& c, pool_clock::time_point now)
     {
-        BOOST_ASSERT(c.status == connection_status::closing);
+        BOOST_ASSERT(c.status == connection_status::closing && closing_ > 0);
         nodes_.erase(c.self);
-        return opening_due(waiting_) ? open_one() : nullptr;
+        --closing_;
+        if (opening_due(waiting_))
+            return open_one();
+        return open_for_minimum(now);
+    }
+
+    // A connection to open for the warm minimum, or null: when fewer than the
+    // minimum are open or opening, there is room, and no backoff is running. After
+    // failures, one at a time: the first success lifts the backoff for the rest.
+    node* open_for_minimum(pool_clock::time_point now)
+    {
+        if (closed_ || live_count() >= min_connections_ || nodes_.size() >= max_connections_)
+            return nullptr;
+        if (failed_openings_ > 0 && (now < warm_retry_at_ || opening_ > 0))
+            return nullptr;
+        return open_one();
+    }
+
+    // An idle connection the server closed (or spoke on, which HTTP/1.1 does not
+    // allow): now closing; the caller closes it and calls remove().
+    void retire(node& c)
+    {
+        BOOST_ASSERT(c.status == connection_status::idle);
+        idle_.erase(std::find(idle_.begin(), idle_.end(), &c));
+        set_status(c, connection_status::closing);
     }
 
     // --- time and shutdown ---------------------------------------------------
 
-    // The idle connections whose idle time is over, oldest first, now closing;
-    // the caller closes each and calls remove().
+    // The idle connections to close now, oldest first, now closing: those the
+    // server would soon close (retire_at), and those idle longer than the idle
+    // timeout while more than the minimum are open. The caller closes each and
+    // calls remove(), which opens replacements for the minimum.
     std::vector<node*> expire_idle(pool_clock::time_point now)
     {
         std::vector<node*> expired;
-        auto first_kept = idle_.begin();
-        while (first_kept != idle_.end() && (*first_kept)->idle_until <= now)
-            ++first_kept;
-        for (auto it = idle_.begin(); it != first_kept; ++it) {
-            set_status(**it, connection_status::closing);
-            expired.push_back(*it);
+        std::size_t live = live_count();
+        auto kept = idle_.begin();
+        for (node* c : idle_) {
+            const bool surplus = live > min_connections_;
+            if (c->retire_at <= now || (surplus && c->idle_until <= now)) {
+                set_status(*c, connection_status::closing);
+                expired.push_back(c);
+                --live;
+            } else {
+                *kept++ = c;
+            }
         }
-        idle_.erase(idle_.begin(), first_kept);
+        idle_.erase(kept, idle_.end());
         return expired;
     }
 
-    // When the oldest idle connection expires; max() when none is idle.
-    pool_clock::time_point next_idle_expiry() const noexcept
+    // When the pool next has something to do on its own: an idle connection to
+    // close (see expire_idle()), or the warm minimum's backoff ending. max() when
+    // nothing is due. Linear in the idle connections; called when the timer fires.
+    pool_clock::time_point next_maintenance() const noexcept
     {
-        return idle_.empty() ? pool_clock::time_point::max() : idle_.front()->idle_until;
+        pool_clock::time_point next = pool_clock::time_point::max();
+        for (const node* c : idle_)
+            next = std::min(next, c->retire_at);
+        if (!idle_.empty() && live_count() > min_connections_)
+            next = std::min(next, idle_.front()->idle_until); // the oldest is the first surplus to go
+        if (failed_openings_ > 0 && live_count() < min_connections_ && opening_ == 0)
+            next = std::min(next, warm_retry_at_);
+        return next;
+    }
+
+    // As next_maintenance(), looking only at what changed when `c` became idle, in
+    // constant time: the times of the others were considered when they did.
+    pool_clock::time_point next_maintenance_after_idle(const node& c) const noexcept
+    {
+        BOOST_ASSERT(c.status == connection_status::idle);
+        pool_clock::time_point next = c.retire_at;
+        if (live_count() > min_connections_)
+            next = std::min(next, idle_.front()->idle_until);
+        return next;
     }
 
     struct close_answer {
@@ -250,6 +359,11 @@ public:
     std::size_t idle_count() const noexcept { return idle_.size(); }
     std::size_t opening_count() const noexcept { return opening_; }
     std::size_t connections_opened() const noexcept { return opened_total_; }
+    // Open or opening: every connection but those closing.
+    std::size_t live_count() const noexcept { return nodes_.size() - closing_; }
+    std::size_t min_connections() const noexcept { return min_connections_; }
+    // Openings that failed since the last one that succeeded.
+    unsigned failed_openings() const noexcept { return failed_openings_; }
 
 private:
     // One place for the rule of opening: a waiter without a connection coming
@@ -282,6 +396,8 @@ private:
     // the caller closes the connection instead, so that release() never throws.
     bool make_idle(node& c, pool_clock::time_point now, std::chrono::milliseconds idle_timeout)
     {
+        if (c.server_idle_limit == pool_clock::duration::zero())
+            return false; // the server may close it any moment now
         try {
             idle_.push_back(&c);
         } catch (const std::bad_alloc&) {
@@ -292,6 +408,8 @@ private:
             idle_timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(pool_clock::time_point::max() - now)
                 ? pool_clock::time_point::max()
                 : now + idle_timeout;
+        c.retire_at = c.server_idle_limit >= pool_clock::time_point::max() - now ? pool_clock::time_point::max()
+                                                                                : now + c.server_idle_limit;
         return true;
     }
 
@@ -304,10 +422,14 @@ private:
                      (next == cs::idle && (from == cs::opening || from == cs::in_use)) || (next == cs::closing));
         if (from == cs::opening && next != cs::opening)
             --opening_;
+        if (next == cs::closing && from != cs::closing)
+            ++closing_;
         c.status = next;
     }
 
     const std::size_t max_connections_;
+    const std::size_t min_connections_;
+    double (*const jitter_)() noexcept;
     std::list<node> nodes_; // stable addresses
     // Idle connections in the order they became idle: requests take the newest,
     // the idle timeout closes the oldest.
@@ -317,7 +439,10 @@ private:
         waiters_;
     std::size_t waiting_ = 0; // the queue's length
     std::size_t opening_ = 0;
+    std::size_t closing_ = 0;
     std::size_t opened_total_ = 0;
+    unsigned failed_openings_ = 0;          // in a row: the warm minimum backs off
+    pool_clock::time_point warm_retry_at_{}; // after failures: when the minimum may be opened again
     bool closed_ = false;
 };
 

@@ -354,4 +354,65 @@ error_code interpret_response(const response_view& response, std::string_view ap
     return status_to_error(response.status);
 }
 
+namespace {
+
+std::string_view trim(std::string_view text) noexcept
+{
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t'))
+        text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t'))
+        text.remove_suffix(1);
+    return text;
+}
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept
+{
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// Digits only, at most `limit`.
+std::optional<std::size_t> bounded_number(std::string_view digits, std::size_t limit) noexcept
+{
+    if (digits.size() >= 2 && digits.front() == '"' && digits.back() == '"') // a quoted-string is allowed
+        digits = digits.substr(1, digits.size() - 2);
+    if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) {
+            return c >= '0' && c <= '9';
+        }))
+        return std::nullopt;
+    std::size_t value = 0;
+    for (char c : digits)
+        value = value * 10 + static_cast<std::size_t>(c - '0');
+    if (value > limit)
+        return std::nullopt;
+    return value;
+}
+
+} // namespace
+
+keep_alive_hint parse_keep_alive(std::string_view header) noexcept
+{
+    constexpr std::size_t a_day = 24 * 3600;
+    constexpr std::size_t a_million = 1000000;
+    keep_alive_hint hint;
+    while (!header.empty()) {
+        const std::size_t comma = header.find(',');
+        const std::string_view parameter = header.substr(0, comma);
+        header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+        const std::size_t equals = parameter.find('=');
+        if (equals == std::string_view::npos)
+            continue;
+        const std::string_view name = trim(parameter.substr(0, equals));
+        const std::string_view value = trim(parameter.substr(equals + 1));
+        if (equals_ignoring_case(name, "timeout") && !hint.timeout) {
+            if (auto seconds = bounded_number(value, a_day))
+                hint.timeout = std::chrono::seconds(static_cast<long long>(*seconds));
+        } else if (equals_ignoring_case(name, "max") && !hint.max) {
+            hint.max = bounded_number(value, a_million);
+        }
+    }
+    return hint;
+}
+
 } // namespace cartesia::detail

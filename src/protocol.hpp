@@ -98,6 +98,19 @@ boost::system::error_code parse_token_body(std::string_view body, std::string_vi
 void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
                       diagnostics& diag);
 
+// What a response's `Keep-Alive` header says of its connection (RFC 2068,
+// 19.7.1.1; nginx, Apache, Prism and many proxies send it): how long the server
+// keeps it open idle, and how many requests it still takes, this one included.
+struct keep_alive_hint {
+    std::optional<std::chrono::seconds> timeout;
+    std::optional<std::size_t> max;
+};
+
+// Reads "timeout=5, max=100" (parameters in any order and case, others ignored).
+// A malformed or absurd value (not digits, beyond a day or a million requests)
+// is ignored: a hint is advice, never a reason to fail the response.
+keep_alive_hint parse_keep_alive(std::string_view header) noexcept;
+
 } // namespace cartesia::detail
 
 #endif

@@ -26,6 +26,13 @@ request_action act(request_action_kind what, deadline_change deadline = deadline
     return a;
 }
 
+request_clock::time_point saturating_add(request_clock::time_point at, std::chrono::milliseconds delay) noexcept
+{
+    if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(request_clock::time_point::max() - at))
+        return request_clock::time_point::max();
+    return at + delay;
+}
+
 } // namespace
 
 std::string_view to_string(request_phase phase) noexcept
@@ -55,18 +62,25 @@ request_action request_fsm::resume(const request_event& event)
         BOOST_ASSERT(phase_ == request_phase::initial);
         if (interruption_ == interruption::cancelled) // cancelled (the client closed) before it started
             return complete(asio::error::operation_aborted);
+        if (settings_.total_timeout) {
+            total_deadline_ = saturating_add(event.now, *settings_.total_timeout);
+            request_action first = begin_attempt();
+            first.total_deadline = deadline_change::start;
+            return first;
+        }
         return begin_attempt();
     case event_kind::acquired:
         return on_acquired(event);
     case event_kind::acquire_failed:
-        return on_acquire_failed(event.error);
+        return on_acquire_failed(event.error, event.now);
     case event_kind::exchanged:
         return on_exchanged(event.outcome);
     case event_kind::released:
-        return on_released();
+        return on_released(event.now);
     case event_kind::backoff_ended:
         return on_backoff_ended();
     case event_kind::deadline_passed:
+    case event_kind::total_deadline_passed:
     case event_kind::cancelled:
         return interrupt(event);
     }
@@ -118,11 +132,11 @@ request_action request_fsm::on_acquired(const request_event& event)
     return act(kind::exchange);
 }
 
-request_action request_fsm::on_acquire_failed(error_code error)
+request_action request_fsm::on_acquire_failed(error_code error, request_clock::time_point now)
 {
     BOOST_ASSERT(phase_ == request_phase::acquiring);
     BOOST_ASSERT(error);
-    return after_failure(failed(explain(error)));
+    return after_failure(failed(explain(error)), now);
 }
 
 request_action request_fsm::on_exchanged(attempt_outcome outcome)
@@ -151,7 +165,7 @@ request_action request_fsm::on_exchanged(attempt_outcome outcome)
     return release;
 }
 
-request_action request_fsm::on_released()
+request_action request_fsm::on_released(request_clock::time_point now)
 {
     BOOST_ASSERT(phase_ == request_phase::releasing);
     switch (after_release_) {
@@ -161,7 +175,7 @@ request_action request_fsm::on_released()
         diag_.clear();
         diagnostics_access::set_attempts(diag_, attempts);
         if (interruption_ != interruption::none) // interrupted while releasing
-            return after_failure(failed(explain(asio::error::operation_aborted)));
+            return after_failure(failed(explain(asio::error::operation_aborted)), now);
         moving_past_stale_ = true;
         enter(request_phase::acquiring);
         return act(kind::acquire);
@@ -169,7 +183,7 @@ request_action request_fsm::on_released()
     case after_release::complete:
         return complete(released_failure_.error);
     case after_release::fail:
-        return after_failure(released_failure_);
+        return after_failure(released_failure_, now);
     }
     BOOST_ASSERT(false);
     return {};
@@ -180,20 +194,32 @@ request_action request_fsm::on_backoff_ended()
     BOOST_ASSERT(phase_ == request_phase::backing_off);
     if (interruption_ == interruption::cancelled)
         return complete(asio::error::operation_aborted);
+    if (interruption_ == interruption::total) // while backing off: no attempt may follow
+        return complete(explain(asio::error::operation_aborted));
     return begin_attempt();
 }
 
 request_action request_fsm::interrupt(const request_event& event)
 {
-    const bool cancellation = event.kind == request_event_kind::cancelled;
     if (phase_ == request_phase::done || interruption_ == interruption::cancelled)
         return {};
-    if (!cancellation) {
+    if (event.kind == request_event_kind::total_deadline_passed) {
+        if (phase_ == request_phase::initial || interruption_ == interruption::total)
+            return {}; // not started (its deadline starts with it), or told already
+        // A step that an attempt's deadline aborted already is still ending: its
+        // result is read as the total deadline's now, with nothing more to abort.
+        const bool aborted_already = interruption_ == interruption::deadline;
+        interruption_ = interruption::total;
+        if (aborted_already)
+            return {};
+        return act(kind::abort_pending);
+    }
+    if (event.kind == request_event_kind::deadline_passed) {
         // A deadline armed for an earlier attempt may still arrive (a timer's
         // expiry already queued when it was stopped); nor is a deadline running
         // between attempts.
         if (event.attempt != attempt_ || phase_ == request_phase::initial || phase_ == request_phase::backing_off ||
-            interruption_ == interruption::deadline)
+            interruption_ != interruption::none)
             return {};
         interruption_ = interruption::deadline;
         return act(kind::abort_pending);
@@ -217,20 +243,36 @@ request_fsm::failure request_fsm::failed(error_code error) noexcept
     return failure_of(before_any_response);
 }
 
-request_action request_fsm::after_failure(const failure& f)
+request_action request_fsm::after_failure(const failure& f, request_clock::time_point now)
 {
     BOOST_ASSERT(f.error);
     // No connection is held: the acquisition failed, or the connection is back.
     BOOST_ASSERT(phase_ == request_phase::acquiring || phase_ == request_phase::releasing);
     if (interruption_ == interruption::cancelled)
         return complete(asio::error::operation_aborted);
-    if (attempt_ >= settings_.max_attempts || !f.retryable)
-        return complete(f.error);
+    if (interruption_ == interruption::total || attempt_ >= settings_.max_attempts || !f.retryable)
+        return complete(f.error); // a total deadline's failure is explained already
     const double jitter = settings_.jitter ? settings_.jitter() : 0.5;
+    const std::chrono::milliseconds delay = retry_delay(attempt_ - 1, jitter, f.retry_after);
+    if (saturating_add(now, delay) >= total_deadline_) {
+        // Waiting would only lead to the deadline: say so now, and why it failed.
+        std::string message = "no token within the total_timeout of " + total_timeout_text() +
+                              ": the next attempt would start " + std::to_string(delay.count()) +
+                              " ms from now, after it; the last attempt: ";
+        message += diag_.client_message().empty() ? f.error.message() : diag_.client_message();
+        diagnostics_access::set_client_message(diag_, std::move(message));
+        return complete(error::timeout);
+    }
     enter(request_phase::backing_off);
     request_action backoff = act(kind::backoff, deadline_change::stop);
-    backoff.delay = retry_delay(attempt_ - 1, jitter, f.retry_after);
+    backoff.delay = delay;
     return backoff;
+}
+
+std::string request_fsm::total_timeout_text() const
+{
+    BOOST_ASSERT(settings_.total_timeout);
+    return std::to_string(settings_.total_timeout->count()) + " ms";
 }
 
 error_code request_fsm::explain(error_code error)
@@ -246,6 +288,10 @@ error_code request_fsm::explain(error_code error)
                                                           std::to_string(settings_.timeout.count()) + " ms");
         return error::timeout;
     }
+    if (interruption_ == interruption::total) {
+        diagnostics_access::set_client_message(diag_, "no token within the total_timeout of " + total_timeout_text());
+        return error::timeout;
+    }
     return error;
 }
 
@@ -257,6 +303,8 @@ request_action request_fsm::complete(error_code error)
     }
     enter(request_phase::done);
     request_action done = act(kind::complete, deadline_change::stop);
+    if (settings_.total_timeout)
+        done.total_deadline = deadline_change::stop;
     done.error = error;
     return done;
 }

@@ -13,6 +13,11 @@
 //                        +---backoff_ended-- backing_off <--- retryable ----+
 //                                                               failure ----+--> done
 //
+// Two deadlines bound an operation: each attempt's (`timeout`), and, when set,
+// the whole operation's (`total_timeout`: the wait for a connection, every attempt
+// and every backoff). The driver watches both, as the actions say, and tells which
+// passed. A backoff that would end after the total deadline is not started.
+//
 // A deadline or a cancellation arrives while an action is pending: the answer is
 // abort_pending (the driver makes the pending step fail at once) or none; the
 // step's own result then comes as its usual event, which the fsm reads in the
@@ -29,6 +34,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace cartesia::detail {
@@ -44,6 +50,8 @@ enum class request_phase {
 
 std::string_view to_string(request_phase phase) noexcept;
 
+using request_clock = std::chrono::steady_clock;
+
 enum class request_event_kind {
     start,
     acquired,        // a connection; `reused` when it served an exchange before
@@ -52,6 +60,7 @@ enum class request_event_kind {
     released,        // the connection is back with its source
     backoff_ended,   // the wait before the next attempt is over (or was aborted)
     deadline_passed, // the deadline of attempt number `attempt` passed
+    total_deadline_passed, // the deadline of the whole operation passed
     cancelled,       // terminal or partial cancellation, or the client closed: `reason`
 };
 
@@ -62,6 +71,10 @@ struct request_event {
     attempt_outcome outcome{};         // exchanged
     unsigned attempt = 0;              // deadline_passed
     std::string_view reason{};         // cancelled: a static string, for the client message
+    // start, acquire_failed, released: when it happened. The total deadline is
+    // counted from start; after a failure, the fsm decides whether a backoff would
+    // end in time.
+    request_clock::time_point now{};
 };
 
 // The events, made by name.
@@ -72,9 +85,11 @@ inline request_event of(request_event_kind kind) noexcept
     e.kind = kind;
     return e;
 }
-inline request_event start() noexcept
+inline request_event start(request_clock::time_point now = {}) noexcept
 {
-    return of(request_event_kind::start);
+    auto e = of(request_event_kind::start);
+    e.now = now;
+    return e;
 }
 inline request_event acquired(bool reused) noexcept
 {
@@ -82,10 +97,11 @@ inline request_event acquired(bool reused) noexcept
     e.reused = reused;
     return e;
 }
-inline request_event acquire_failed(boost::system::error_code error) noexcept
+inline request_event acquire_failed(boost::system::error_code error, request_clock::time_point now = {}) noexcept
 {
     auto e = of(request_event_kind::acquire_failed);
     e.error = error;
+    e.now = now;
     return e;
 }
 inline request_event exchanged(const attempt_outcome& outcome) noexcept
@@ -94,9 +110,11 @@ inline request_event exchanged(const attempt_outcome& outcome) noexcept
     e.outcome = outcome;
     return e;
 }
-inline request_event released() noexcept
+inline request_event released(request_clock::time_point now = {}) noexcept
 {
-    return of(request_event_kind::released);
+    auto e = of(request_event_kind::released);
+    e.now = now;
+    return e;
 }
 inline request_event backoff_ended() noexcept
 {
@@ -107,6 +125,10 @@ inline request_event deadline_passed(unsigned attempt) noexcept
     auto e = of(request_event_kind::deadline_passed);
     e.attempt = attempt;
     return e;
+}
+inline request_event total_deadline_passed() noexcept
+{
+    return of(request_event_kind::total_deadline_passed);
 }
 inline request_event cancelled(std::string_view reason) noexcept
 {
@@ -126,12 +148,14 @@ enum class request_action_kind {
     complete,      // call the handler with `error` (and the response when no error)
 };
 
-// What the driver does about the attempt's deadline, before the action itself.
+// What the driver does about a deadline (the attempt's, the operation's), before
+// the action itself.
 enum class deadline_change { keep, start, stop };
 
 struct request_action {
     request_action_kind kind = request_action_kind::none;
-    deadline_change deadline = deadline_change::keep;
+    deadline_change deadline = deadline_change::keep;       // the attempt's: `timeout` from now
+    deadline_change total_deadline = deadline_change::keep; // the operation's: at total_deadline()
     std::chrono::milliseconds delay{}; // backoff
     boost::system::error_code error{}; // complete
     bool connection_used = false;      // release: an exchange ran on it (else it goes back as it came)
@@ -140,6 +164,7 @@ struct request_action {
 // What a request's algorithm needs to know of its configuration.
 struct request_settings {
     std::chrono::milliseconds timeout{};   // of one attempt
+    std::optional<std::chrono::milliseconds> total_timeout{}; // of the whole operation
     unsigned max_attempts = 1;             // 1 + max_retries
     double (*jitter)() noexcept = nullptr; // in [0, 1), for the backoff; injected so that tests are exact
 };
@@ -159,6 +184,8 @@ public:
     // Reused connections that failed before any response byte, moved past without
     // counting as a retry.
     unsigned stale_moves() const noexcept { return stale_moves_; }
+    // When the whole operation must end: total_timeout after start; max() without one.
+    request_clock::time_point total_deadline() const noexcept { return total_deadline_; }
     // Acquiring again after a stale connection, within the same attempt.
     bool moving_past_stale_connection() const noexcept
     {
@@ -166,15 +193,16 @@ public:
     }
 
 private:
-    // What cut the current step short, if anything. A cancellation outlives the
-    // attempt; a deadline ends with it.
-    enum class interruption { none, deadline, cancelled };
+    // What cut the current step short, if anything, weakest first: a stronger one
+    // replaces a weaker one. The attempt's deadline ends with the attempt; the
+    // total deadline and a cancellation end the operation.
+    enum class interruption { none, deadline, total, cancelled };
 
     request_action begin_attempt();
     request_action on_acquired(const request_event& event);
-    request_action on_acquire_failed(boost::system::error_code error);
+    request_action on_acquire_failed(boost::system::error_code error, request_clock::time_point now);
     request_action on_exchanged(attempt_outcome outcome);
-    request_action on_released();
+    request_action on_released(request_clock::time_point now);
     request_action on_backoff_ended();
     request_action interrupt(const request_event& event);
     // What a failed attempt leaves for deciding what follows: no more than that is
@@ -187,11 +215,12 @@ private:
     static failure failure_of(const attempt_outcome& outcome) noexcept;
     // A step that failed with `error` before any response.
     static failure failed(boost::system::error_code error) noexcept;
-    // The attempt failed as `f` says: try again or complete.
-    request_action after_failure(const failure& f);
+    // The attempt failed as `f` says, at `now`: try again or complete.
+    request_action after_failure(const failure& f, request_clock::time_point now);
     // `error` as the caller should see it, given what interrupted the step.
     boost::system::error_code explain(boost::system::error_code error);
     request_action complete(boost::system::error_code error);
+    std::string total_timeout_text() const;
     void enter(request_phase next) noexcept;
 
     const request_settings& settings_;
@@ -199,6 +228,7 @@ private:
     request_phase phase_ = request_phase::initial;
     interruption interruption_ = interruption::none;
     std::string_view cancel_reason_;
+    request_clock::time_point total_deadline_ = request_clock::time_point::max();
     unsigned attempt_ = 0;
     unsigned stale_moves_ = 0;
     bool connection_reused_ = false; // the acquired connection served an exchange before

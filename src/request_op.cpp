@@ -22,6 +22,7 @@ request_settings settings_of(const client_config& config) noexcept
 {
     request_settings settings;
     settings.timeout = config.timeout;
+    settings.total_timeout = config.total_timeout;
     settings.max_attempts = 1 + static_cast<unsigned>(config.max_retries);
     settings.jitter = &random_jitter;
     return settings;
@@ -98,7 +99,7 @@ void request_op::start()
         self->initiating_ = true;
         if (auto refused = self->context_.source.admit(*self))
             self->run(events::cancelled(*refused));
-        self->run(events::start());
+        self->run(events::start(request_clock::now()));
         self->initiating_ = false;
     });
 }
@@ -123,11 +124,15 @@ void request_op::run(request_event event)
 
 std::optional<request_event> request_op::execute(const request_action& action)
 {
+    if (action.total_deadline == deadline_change::start)
+        context_.source.start_deadline(*this, deadline_kind::total, fsm_.total_deadline());
+    else if (action.total_deadline == deadline_change::stop)
+        context_.source.stop_deadline(*this, deadline_kind::total);
     if (action.deadline == deadline_change::start)
-        context_.source.start_deadline(*this,
-                                       time_after(asio::steady_timer::clock_type::now(), context_.config.timeout));
+        context_.source.start_deadline(*this, deadline_kind::attempt,
+                                       time_after(request_clock::now(), context_.config.timeout));
     else if (action.deadline == deadline_change::stop)
-        context_.source.stop_deadline(*this);
+        context_.source.stop_deadline(*this, deadline_kind::attempt);
     switch (action.kind) {
     case request_action_kind::none:
         return std::nullopt;
@@ -145,7 +150,7 @@ std::optional<request_event> request_op::execute(const request_action& action)
         if (!context_.source.release(*this, action.connection_used ? &connection_->outcome() : nullptr))
             return std::nullopt; // released() follows
         connection_ = nullptr;
-        return events::released();
+        return events::released(request_clock::now());
     case request_action_kind::backoff:
         start_backoff(action.delay);
         return std::nullopt;
@@ -163,7 +168,7 @@ std::optional<request_event> request_op::not_started(const request_action& actio
     switch (action.kind) {
     case request_action_kind::acquire:
         diagnostics_access::set_client_message(diag_, "out of memory");
-        return events::acquire_failed(no_memory);
+        return events::acquire_failed(no_memory, request_clock::now());
     case request_action_kind::exchange: {
         attempt_outcome outcome;
         outcome.ec = no_memory;
@@ -171,7 +176,7 @@ std::optional<request_event> request_op::not_started(const request_action& actio
     }
     case request_action_kind::release:
         connection_ = nullptr; // the sources take their connection back before anything can fail
-        return events::released();
+        return events::released(request_clock::now());
     case request_action_kind::backoff:
         return events::backoff_ended(); // no wait, then
     case request_action_kind::none:
@@ -185,7 +190,7 @@ std::optional<request_event> request_op::not_started(const request_action& actio
 void request_op::acquire_done(error_code ec)
 {
     if (ec)
-        run(events::acquire_failed(ec));
+        run(events::acquire_failed(ec, request_clock::now()));
     else
         run(events::acquired(reused_));
 }
@@ -193,12 +198,17 @@ void request_op::acquire_done(error_code ec)
 void request_op::released()
 {
     connection_ = nullptr;
-    run(events::released());
+    run(events::released(request_clock::now()));
 }
 
 void request_op::deadline_passed(unsigned attempt)
 {
     run(events::deadline_passed(attempt));
+}
+
+void request_op::total_deadline_passed()
+{
+    run(events::total_deadline_passed());
 }
 
 void request_op::cancel(std::string_view why)

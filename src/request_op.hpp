@@ -38,8 +38,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace cartesia::detail {
+
+static_assert(std::is_same_v<asio::steady_timer::clock_type, request_clock>, "the fsm's times are the timers'");
 
 // A strand, type-erased. Made by make_operation_strand().
 using strand_type = asio::any_io_executor;
@@ -55,6 +58,12 @@ strand_type make_operation_strand(const asio::any_io_executor& executor);
 asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay);
 
 class request_op;
+
+// The two deadlines of an operation (request_fsm.hpp).
+enum class deadline_kind {
+    attempt, // `timeout` from the attempt's start
+    total,   // `total_timeout` from the operation's start
+};
 
 // Where a request's connections come from. Called on the request's strand.
 class connection_source {
@@ -74,10 +83,12 @@ public:
     virtual bool release(request_op& op, const attempt_outcome* exchange) = 0;
     // Makes a pending release end now.
     virtual void abort_release(request_op& op) = 0;
-    // Watch the deadline of the current attempt: should `at` pass before
-    // stop_deadline(), call op.deadline_passed(attempt) with the attempt's number.
-    virtual void start_deadline(request_op& op, asio::steady_timer::time_point at) = 0;
-    virtual void stop_deadline(request_op& op) = 0;
+    // Watch a deadline of `op`: should `at` pass before stop_deadline(), call
+    // op.deadline_passed(attempt) with the attempt's number, or
+    // op.total_deadline_passed(). The attempts' deadlines of one source come in the
+    // order of their times, and so do the total ones.
+    virtual void start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at) = 0;
+    virtual void stop_deadline(request_op& op, deadline_kind which) = 0;
     // The operation is about to call its handler.
     virtual void finished(request_op& op) = 0;
 
@@ -123,6 +134,7 @@ public:
     void acquire_done(error_code ec);
     void released();
     void deadline_passed(unsigned attempt);
+    void total_deadline_passed();
     // Terminal or partial cancellation, or close(): ends the operation with
     // operation_aborted as soon as possible, `why` as its client message.
     void cancel(std::string_view why);

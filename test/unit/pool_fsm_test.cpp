@@ -130,7 +130,7 @@ BOOST_AUTO_TEST_CASE(a_failed_opening_fails_the_head_waiter_and_opens_again_for_
     BOOST_TEST(a.failure == refused);
     BOOST_TEST(a.handed == nullptr);
     BOOST_TEST((answer.open->status == connection_status::closing));
-    pool::node* replacement = p.remove(*answer.open);
+    pool::node* replacement = p.remove(*answer.open, t0);
     BOOST_TEST(replacement != nullptr); // b still waits, and the pool has room again
     BOOST_TEST(p.size() == 1u);
     BOOST_TEST(p.opened(*replacement, {}, t0, idle_timeout).to == &b);
@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(a_connection_the_server_will_not_keep_is_closed_and_replace
     BOOST_TEST((released.kind == release_kind::close));
     BOOST_TEST((only.status == connection_status::closing));
     BOOST_TEST(b.queued());
-    pool::node* replacement = p.remove(only);
+    pool::node* replacement = p.remove(only, t0);
     BOOST_REQUIRE(replacement != nullptr);
     BOOST_TEST(p.opened(*replacement, {}, t0, idle_timeout).to == &b);
 }
@@ -161,16 +161,16 @@ BOOST_AUTO_TEST_CASE(idle_connections_expire_oldest_first_with_the_injected_cloc
     p.release(first, true, t0, idle_timeout);
     p.release(second, true, t0 + 10s, idle_timeout);
     p.release(third, true, t0 + 20s, idle_timeout);
-    BOOST_TEST((p.next_idle_expiry() == t0 + idle_timeout));
+    BOOST_TEST((p.next_maintenance() == t0 + idle_timeout));
     BOOST_TEST(p.expire_idle(t0 + idle_timeout - 1ms).empty());
     const auto expired = p.expire_idle(t0 + 10s + idle_timeout);
     BOOST_TEST(expired.size() == 2u);
     BOOST_TEST(expired[0] == &first);
     BOOST_TEST(expired[1] == &second);
     BOOST_TEST((first.status == connection_status::closing));
-    BOOST_TEST((p.next_idle_expiry() == t0 + 20s + idle_timeout));
-    p.remove(first);
-    p.remove(second);
+    BOOST_TEST((p.next_maintenance() == t0 + 20s + idle_timeout));
+    p.remove(first, t0);
+    p.remove(second, t0);
     BOOST_TEST(p.size() == 1u);
 }
 
@@ -187,13 +187,13 @@ BOOST_AUTO_TEST_CASE(a_reused_connection_gets_a_new_idle_period)
     BOOST_REQUIRE((reuse.kind == acquire_kind::use));
     pool::node& reused = *reuse.connection;
     pool::node& other = &reused == &first ? second : first;
-    BOOST_TEST((p.next_idle_expiry() == t0 + idle_timeout)); // the other's
+    BOOST_TEST((p.next_maintenance() == t0 + idle_timeout)); // the other's
     p.release(reused, true, t0 + 150ms, idle_timeout);
     const auto expired = p.expire_idle(t0 + idle_timeout);
     BOOST_TEST_REQUIRE(expired.size() == 1u);
     BOOST_TEST(expired[0] == &other);
     BOOST_TEST((reused.status == connection_status::idle));
-    BOOST_TEST((p.next_idle_expiry() == t0 + 150ms + idle_timeout));
+    BOOST_TEST((p.next_maintenance() == t0 + 150ms + idle_timeout));
     BOOST_TEST(p.expire_idle(t0 + 150ms + idle_timeout - 1ms).empty());
     BOOST_TEST(p.expire_idle(t0 + 150ms + idle_timeout).size() == 1u);
 }
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(close_with_connections_and_requests_in_every_status)
     // The opening connection's task ends: close it, open nothing new.
     const auto opened = p.opened(*waits.open, {}, t0, idle_timeout);
     BOOST_TEST(opened.close_it);
-    BOOST_TEST(p.remove(*waits.open) == nullptr);
+    BOOST_TEST(p.remove(*waits.open, t0) == nullptr);
     // In-use connections close when they come back.
     BOOST_TEST((p.release(busy, true, t0, idle_timeout).kind == release_kind::close));
     BOOST_TEST((p.release(reused, true, t0, idle_timeout).kind == release_kind::close));
@@ -255,7 +255,7 @@ BOOST_AUTO_TEST_CASE(transitions_outside_the_diagram_are_refused)
     // Releasing a connection that is not lent: the driver would be broken.
     BOOST_CHECK_THROW(p.release(c, true, t0, idle_timeout), std::logic_error);
     // Removing a connection that is not closing.
-    BOOST_CHECK_THROW(p.remove(c), std::logic_error);
+    BOOST_CHECK_THROW(p.remove(c, t0), std::logic_error);
 }
 
 BOOST_AUTO_TEST_CASE(a_waiter_that_leaves_is_handed_nothing)
