@@ -294,6 +294,7 @@ public:
         ::posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
         arguments.insert(arguments.begin(), CARTESIA_TEST_RELAY_EXE);
         std::vector<char*> argv; // posix_spawn wants mutable strings
+        argv.reserve(arguments.size() + 1);
         for (std::string& argument : arguments)
             argv.push_back(argument.data());
         argv.push_back(nullptr);
@@ -561,8 +562,9 @@ BOOST_AUTO_TEST_CASE(a_one_shot_token_costs_three_round_trips)
     BOOST_TEST(!out.ec, out.ec.message());
     BOOST_TEST(!out.response.token.empty());
     BOOST_TEST_MESSAGE("one-shot token through " << one_way.count() << " ms each way: " << out.elapsed_ms << " ms");
-    BOOST_TEST(out.elapsed_ms >= 3 * 2 * one_way.count());
-    BOOST_TEST(out.elapsed_ms < 3 * 2 * one_way.count() + slack.count());
+    constexpr milliseconds three_round_trips = 3 * (2 * one_way);
+    BOOST_TEST(out.elapsed_ms >= three_round_trips.count());
+    BOOST_TEST(out.elapsed_ms < (three_round_trips + slack).count());
     BOOST_TEST(relay.connections_accepted() == 1);
     BOOST_TEST(f.server.requests_received() == 1);
 }

@@ -146,18 +146,14 @@ std::seed_seq direction_seeds(std::uint64_t seed, std::uint64_t connection, unsi
 }
 
 relay_listener::relay_listener(const asio::any_io_executor& executor, relay_options relay_options)
-    : options(std::move(relay_options)), strand(asio::make_strand(executor)), acceptor_(strand)
+    : options(std::move(relay_options)), strand(asio::make_strand(executor)),
+      // Opens, binds (with SO_REUSEADDR) and listens.
+      acceptor_(strand, tcp::endpoint(asio::ip::address_v4::loopback(), options.listen_port))
 {
     // The target is fixed and on loopback: resolving it once, here, makes a typo an exception
     // of the constructor rather than a connection reset later.
     tcp::resolver resolver(strand);
     target_ = resolver.resolve(options.target_host, std::to_string(options.target_port));
-
-    const tcp::endpoint endpoint(asio::ip::address_v4::loopback(), options.listen_port);
-    acceptor_.open(endpoint.protocol());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(endpoint);
-    acceptor_.listen();
     port = acceptor_.local_endpoint().port();
 }
 
@@ -378,7 +374,10 @@ delay_relay::delay_relay(const asio::any_io_executor& executor, relay_options op
 
 delay_relay::~delay_relay()
 {
-    stop();
+    try {
+        stop();
+    } catch (...) { // a failed dispatch or join: the handlers still hold the listener, and end with their context
+    }
 }
 
 void delay_relay::stop()

@@ -71,7 +71,9 @@ struct relay_options {
     // Counts the TCP handshake's round trip (see above); off, the client's first bytes leave
     // as soon as they are read.
     bool emulate_tcp_handshake = true;
-    // Back-pressure: a direction stops reading while this much is queued in it.
+    // Back-pressure: a direction stops reading while this much is queued in it. Like a TCP
+    // window, it limits a direction to less than max_queued_bytes per one_way_delay: keep it above
+    // bandwidth * delay when the bandwidth is what a test measures.
     std::size_t max_queued_bytes = std::size_t{4} * 1024 * 1024;
 };
 
