@@ -470,6 +470,35 @@ BOOST_AUTO_TEST_CASE(a_half_close_is_forwarded_both_ways)
     BOOST_TEST(relay.wait_for_open_connections(0, std::chrono::seconds(10)));
 }
 
+BOOST_AUTO_TEST_CASE(a_reset_on_one_side_resets_the_other)
+{
+    asio::io_context io;
+    tcp::acceptor target(io, {asio::ip::address_v4::loopback(), 0});
+    const delay_relay relay(relay_to(target.local_endpoint().port(), milliseconds(5)));
+    relay_client client(relay.port());
+    tcp::socket accepted = target.accept(); // the relay connects as soon as it has accepted the client
+    accepted.set_option(asio::socket_base::linger(true, 0));
+    accepted.close();
+    boost::system::error_code ended;
+    BOOST_TEST(client.read_to_end(ended).empty());
+    BOOST_TEST(ended == asio::error::connection_reset);
+    BOOST_TEST(relay.wait_for_open_connections(0, std::chrono::seconds(10)));
+}
+
+BOOST_AUTO_TEST_CASE(a_target_that_refuses_resets_the_client)
+{
+    asio::io_context io;
+    // Bound and not listening: connections are refused, and no one else can take the port.
+    tcp::acceptor not_listening(io, tcp::v4());
+    not_listening.bind({asio::ip::address_v4::loopback(), 0});
+    const delay_relay relay(relay_to(not_listening.local_endpoint().port(), milliseconds(5)));
+    relay_client client(relay.port());
+    boost::system::error_code ended;
+    BOOST_TEST(client.read_to_end(ended).empty());
+    BOOST_TEST(ended == asio::error::connection_reset);
+    BOOST_TEST(relay.connections_accepted() == 1);
+}
+
 BOOST_AUTO_TEST_CASE(stop_ends_every_connection)
 {
     const echo_server echo;

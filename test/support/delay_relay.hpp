@@ -84,7 +84,7 @@ public:
     // target's host does not resolve.
     explicit delay_relay(relay_options options);
     // The same, on `executor`, which the caller runs; it may be multi-threaded (the relay uses
-    // a strand of it).
+    // a strand of it). Its execution context must outlive the relay.
     delay_relay(const boost::asio::any_io_executor& executor, relay_options options);
     ~delay_relay(); // stop()
     delay_relay(const delay_relay&) = delete;
