@@ -164,9 +164,11 @@ asio::awaitable<bool> unless_client_leaves(connection& c, asio::awaitable<bool> 
     co_return outcome.index() == 0 && std::get<0>(outcome);
 }
 
-asio::awaitable<void> serve_connection(tcp::socket socket, ssl::context& tls, traffic& tally, request_handler respond)
+asio::awaitable<void> serve_connection(tcp::socket socket, ssl::context& tls, traffic& tally, request_handler respond,
+                                       std::size_t number, keep_alive_policy keep_alive)
 {
     connection c(std::move(socket), tls, tally);
+    c.number = number;
     if (const auto [error] = co_await c.stream.async_handshake(ssl::stream_base::server, use_nothrow_awaitable);
         error) {
         co_return; // e.g. a client that does not trust our CA
@@ -175,6 +177,22 @@ asio::awaitable<void> serve_connection(tcp::socket socket, ssl::context& tls, tr
         ++tally.resumed_handshakes;
 
     for (;;) {
+        c.idle_since = std::chrono::steady_clock::now();
+        if (keep_alive.idle_close_after && c.buffer.size() == 0) {
+            // Idle: the first byte of the next request must come in time, or the server hangs up.
+            auto& transport = beast::get_lowest_layer(c.stream);
+            transport.expires_after(*keep_alive.idle_close_after);
+            const auto [error, size] =
+                co_await c.stream.async_read_some(c.buffer.prepare(read_ahead_step), use_nothrow_awaitable);
+            transport.expires_never();
+            if (error == beast::error::timeout) {
+                // The timeout closed the socket; reopen nothing, just count the close as ours.
+                co_return;
+            }
+            if (error)
+                break;
+            c.buffer.commit(size);
+        }
         http::request_parser<http::string_body> parser;
         parser.header_limit(header_limit);
         parser.body_limit(body_limit);
@@ -188,6 +206,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, ssl::context& tls, tr
         }
 
         const request_type& request = parser.get();
+        ++c.requests;
         const canned_response answer = co_await respond(c, request);
         if (!co_await deliver(c, answer, request.version(), request.keep_alive()))
             co_return; // the connection broke or the client left: there is nobody to say goodbye to

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string_view>
 
 namespace cartesia::test::detail {
@@ -83,6 +84,10 @@ struct connection {
     tls_stream stream;
     boost::beast::flat_buffer buffer; // read from the stream and not parsed yet
     traffic& tally;
+    std::size_t number = 0;   // in the order the server accepted connections, from 1
+    std::size_t requests = 0; // read on it so far
+    // When it last became idle: the handshake's end, then each answer's.
+    std::chrono::steady_clock::time_point idle_since{};
 };
 
 // Writes `bytes`, counting what went out; false when the connection broke.
@@ -104,10 +109,19 @@ boost::asio::awaitable<bool> unless_client_leaves(connection& c, boost::asio::aw
 // connection after.
 using request_handler = std::function<boost::asio::awaitable<canned_response>(connection& c, const request_type&)>;
 
+// How the server keeps connections alive.
+struct keep_alive_policy {
+    // A connection idle this long (no byte of a next request) is closed, without close_notify,
+    // as nginx's keepalive_timeout does. Unset: kept until the client leaves.
+    std::optional<std::chrono::milliseconds> idle_close_after;
+};
+
 // Serves one client: the TLS handshake, then requests answered by `respond` until either side
 // ends the connection. `tls` and `tally` belong to the server and outlive its connections.
+// `number` is the connection's, from 1.
 boost::asio::awaitable<void> serve_connection(tcp::socket socket, boost::asio::ssl::context& tls, traffic& tally,
-                                              request_handler respond);
+                                              request_handler respond, std::size_t number,
+                                              keep_alive_policy keep_alive);
 
 } // namespace cartesia::test::detail
 

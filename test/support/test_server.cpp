@@ -107,7 +107,7 @@ struct test_server::impl {
     asio::awaitable<void> accept_connections();
     // The answer to one request, with how to deliver it and what to do with the connection after.
     asio::awaitable<canned_response> respond(detail::connection& c, const request_type& request);
-    recorded_request remember(const request_type& request);
+    recorded_request remember(const detail::connection& c, const request_type& request);
 
     const server_options options;
     const pki credentials;
@@ -168,14 +168,17 @@ asio::awaitable<void> test_server::impl::accept_connections()
         auto [error, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
         if (error)
             continue; // e.g. the client reset the connection before we accepted it
-        ++connections;
-        asio::co_spawn(io, detail::serve_connection(std::move(socket), tls, tally, handler), report_failure);
+        const std::size_t number = ++connections;
+        asio::co_spawn(io,
+                       detail::serve_connection(std::move(socket), tls, tally, handler, number,
+                                                detail::keep_alive_policy{options.idle_close_after}),
+                       report_failure);
     }
 }
 
 asio::awaitable<canned_response> test_server::impl::respond(detail::connection& c, const request_type& request)
 {
-    const recorded_request record = remember(request);
+    const recorded_request record = remember(c, request);
     if (options.responder) {
         if (auto canned = options.responder(record))
             co_return std::move(*canned);
@@ -190,7 +193,7 @@ asio::awaitable<canned_response> test_server::impl::respond(detail::connection& 
     co_return detail::json_error(404, "unknown_fault", "Unknown fault '" + std::string(*fault) + "'");
 }
 
-recorded_request test_server::impl::remember(const request_type& request)
+recorded_request test_server::impl::remember(const detail::connection& c, const request_type& request)
 {
     recorded_request record{
         .method = std::string(request.method_string()),
@@ -198,6 +201,10 @@ recorded_request test_server::impl::remember(const request_type& request)
         .version = std::to_string(request.version() / 10) + '.' + std::to_string(request.version() % 10),
         .headers = {},
         .body = request.body(),
+        .connection = c.number,
+        .on_connection = c.requests,
+        .idle_before = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                             c.idle_since),
     };
     for (const auto& field : request) {
         std::string name(field.name_string());

@@ -47,6 +47,12 @@ struct recorded_request {
     std::string version; // "1.1"
     std::multimap<std::string, std::string> headers;
     std::string body;
+    // Where it came: the connection's number (in the order accepted, from 1), the request's
+    // number on it (from 1), and how long the connection had been idle before it (since the
+    // handshake, or since the previous answer was written).
+    std::size_t connection = 0;
+    std::size_t on_connection = 0;
+    std::chrono::milliseconds idle_before{0};
 
     // The first value of a header, or nullopt.
     std::optional<std::string> header(const std::string& lower_case_name) const;
@@ -100,6 +106,9 @@ struct server_options {
     unsigned short port = 0;
     // When set and it returns a value, that value is the answer (after the request was recorded).
     std::function<std::optional<canned_response>(const recorded_request&)> responder;
+    // A keep-alive connection idle this long is closed (TCP, without close_notify), as
+    // nginx's keepalive_timeout does. Unset: kept open until the client leaves.
+    std::optional<std::chrono::milliseconds> idle_close_after;
 };
 
 class test_server {

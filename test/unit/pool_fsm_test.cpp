@@ -292,6 +292,206 @@ BOOST_AUTO_TEST_CASE(the_opening_rule_counts_waiters_in_constant_time)
     p.leave(late);
 }
 
+// --- the warm minimum -----------------------------------------------------------
+
+// Opens what the minimum lacks, and reports each opening a success with nobody waiting.
+std::vector<pool::node*> warm_up(pool& p, cd::pool_clock::time_point now)
+{
+    std::vector<pool::node*> opened;
+    while (pool::node* fresh = p.open_for_minimum(now))
+        opened.push_back(fresh);
+    for (pool::node* c : opened) {
+        const auto answer = p.opened(*c, {}, now, idle_timeout);
+        BOOST_TEST(answer.to == nullptr);
+        BOOST_TEST(!answer.close_it);
+    }
+    return opened;
+}
+
+BOOST_AUTO_TEST_CASE(a_warm_pool_opens_its_minimum_for_nobody_and_lends_it)
+{
+    pool p(4, 2);
+    BOOST_TEST(warm_up(p, t0).size() == 2u);
+    BOOST_TEST(p.open_for_minimum(t0) == nullptr); // two are open
+    BOOST_TEST(p.idle_count() == 2u);
+    waiter w;
+    const auto answer = p.acquire(w);
+    BOOST_TEST((answer.kind == acquire_kind::use)); // no opening: the first token costs one round trip
+    BOOST_TEST(p.connections_opened() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(connections_opening_count_toward_the_minimum)
+{
+    pool p(4, 3);
+    pool::node* first = p.open_for_minimum(t0);
+    pool::node* second = p.open_for_minimum(t0);
+    pool::node* third = p.open_for_minimum(t0);
+    BOOST_TEST((first && second && third));
+    BOOST_TEST(p.open_for_minimum(t0) == nullptr);
+    BOOST_TEST(p.live_count() == 3u);
+    // A request arriving meanwhile waits for one of them, and no fourth opens for it.
+    waiter w;
+    const auto answer = p.acquire(w);
+    BOOST_TEST((answer.kind == acquire_kind::wait && answer.open == nullptr));
+    BOOST_TEST(p.opened(*first, {}, t0, idle_timeout).to == &w);
+}
+
+BOOST_AUTO_TEST_CASE(the_idle_timeout_closes_only_connections_above_the_minimum)
+{
+    pool p(4, 1);
+    warm_up(p, t0);
+    waiter a, b;
+    // A burst takes the warm one and opens one more.
+    pool::node& warm = *p.acquire(a).connection;
+    const auto waits = p.acquire(b);
+    BOOST_REQUIRE(waits.open != nullptr);
+    pool::node& extra = *waits.open;
+    p.opened(extra, {}, t0, idle_timeout);
+    p.release(warm, true, t0, idle_timeout);
+    p.release(extra, true, t0 + 1s, idle_timeout);
+    BOOST_TEST((p.next_maintenance() == t0 + idle_timeout)); // the oldest, a surplus one
+    const auto expired = p.expire_idle(t0 + 1s + idle_timeout);
+    // Both are past their idle time; the oldest goes, the other is the minimum.
+    BOOST_TEST_REQUIRE(expired.size() == 1u);
+    BOOST_TEST(expired[0] == &warm);
+    BOOST_TEST((extra.status == connection_status::idle));
+    BOOST_TEST((p.next_maintenance() == cd::pool_clock::time_point::max())); // nothing due: it stays
+    BOOST_TEST(p.remove(warm, t0 + 1s + idle_timeout) == nullptr); // no replacement: the minimum is there
+    BOOST_TEST(p.expire_idle(t0 + 24h).empty());
+}
+
+BOOST_AUTO_TEST_CASE(a_warm_connection_that_goes_is_replaced)
+{
+    pool p(4, 2);
+    const auto warm = warm_up(p, t0);
+    // The server closed one (the driver's watch saw it).
+    p.retire(*warm[0]);
+    BOOST_TEST(p.live_count() == 1u);
+    pool::node* replacement = p.remove(*warm[0], t0);
+    BOOST_TEST_REQUIRE(replacement != nullptr);
+    BOOST_TEST((replacement->status == connection_status::opening));
+    // One that a request found unusable, too.
+    waiter w;
+    pool::node& lent = *p.acquire(w).connection;
+    BOOST_TEST((p.release(lent, /*reusable=*/false, t0, idle_timeout).kind == release_kind::close));
+    BOOST_TEST(p.remove(lent, t0) != nullptr);
+}
+
+BOOST_AUTO_TEST_CASE(failed_openings_back_off_and_come_back_one_probe_at_a_time)
+{
+    const auto refused = make_error_code(boost::asio::error::connection_refused);
+    pool p(8, 3, [] () noexcept { return 0.0; }); // the longest delays: 500 ms, 1 s, 2 s, ...
+    std::vector<pool::node*> first;
+    while (pool::node* fresh = p.open_for_minimum(t0))
+        first.push_back(fresh);
+    BOOST_TEST(first.size() == 3u);
+    for (pool::node* c : first) {
+        p.opened(*c, refused, t0, idle_timeout);
+        // No replacement at once: the API is down, and a storm would not help it.
+        BOOST_TEST(p.remove(*c, t0) == nullptr);
+    }
+    BOOST_TEST(p.failed_openings() == 3u);
+    // The third failure set the backoff: retry_delay(2) = 2 s.
+    BOOST_TEST((p.next_maintenance() == t0 + 2s));
+    BOOST_TEST(p.open_for_minimum(t0 + 2s - 1ms) == nullptr);
+    pool::node* probe = p.open_for_minimum(t0 + 2s);
+    BOOST_TEST_REQUIRE(probe != nullptr);
+    BOOST_TEST(p.open_for_minimum(t0 + 2s) == nullptr); // one probe at a time
+    BOOST_TEST((p.next_maintenance() == cd::pool_clock::time_point::max())); // the probe reports
+    p.opened(*probe, refused, t0 + 2s, idle_timeout);
+    BOOST_TEST(p.remove(*probe, t0 + 2s) == nullptr);
+    BOOST_TEST((p.next_maintenance() == t0 + 2s + 4s)); // retry_delay(3) = 4 s
+    // The API is back: the probe succeeds, and the rest open at once.
+    probe = p.open_for_minimum(t0 + 6s);
+    BOOST_REQUIRE(probe != nullptr);
+    p.opened(*probe, {}, t0 + 6s, idle_timeout);
+    BOOST_TEST(p.failed_openings() == 0u);
+    BOOST_TEST(warm_up(p, t0 + 6s).size() == 2u);
+    BOOST_TEST(p.live_count() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(the_backoff_does_not_hold_back_requests)
+{
+    pool p(4, 1);
+    pool::node* warm = p.open_for_minimum(t0);
+    BOOST_REQUIRE(warm != nullptr);
+    p.opened(*warm, make_error_code(boost::asio::error::connection_refused), t0, idle_timeout);
+    BOOST_TEST(p.remove(*warm, t0) == nullptr);
+    // A request's own attempt opens a connection at once: its retries are its own to decide.
+    waiter w;
+    BOOST_TEST(p.acquire(w).open != nullptr);
+    p.leave(w);
+}
+
+// --- the server's Keep-Alive hints ----------------------------------------------
+
+BOOST_AUTO_TEST_CASE(keep_alive_max_bounds_the_requests_of_a_connection)
+{
+    pool p(2);
+    waiter w;
+    pool::node& c = open_for(p, w);
+    cd::keep_alive_hint hint;
+    hint.max = 3;
+    for (int i = 1; i <= 2; ++i) {
+        p.exchanged(c, hint);
+        BOOST_TEST((p.release(c, true, t0, idle_timeout).kind == release_kind::kept_idle));
+        BOOST_REQUIRE((p.acquire(w).kind == acquire_kind::use));
+    }
+    p.exchanged(c, hint);
+    BOOST_TEST(c.exchanges == 3u);
+    BOOST_TEST((p.release(c, true, t0, idle_timeout).kind == release_kind::close)); // the server takes no fourth
+}
+
+BOOST_AUTO_TEST_CASE(a_decreasing_max_as_apache_sends_it_gives_the_same_bound)
+{
+    pool p(1);
+    waiter w;
+    pool::node& c = open_for(p, w);
+    for (std::size_t remaining : {5u, 4u, 3u}) {
+        cd::keep_alive_hint hint;
+        hint.max = remaining;
+        p.exchanged(c, hint);
+        BOOST_TEST(c.request_limit == 5u);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(keep_alive_timeout_retires_a_connection_before_the_server_would)
+{
+    BOOST_TEST((pool::retire_before(5s) == 4s));    // a second of margin
+    BOOST_TEST((pool::retire_before(60s) == 54s));  // a tenth
+    BOOST_TEST((pool::retire_before(1s) == 0s));    // no idle time at all
+    BOOST_TEST((pool::retire_before(0s) == 0s));
+    pool p(2, 1); // retired even when it is the minimum: the server would close it anyway
+    waiter w;
+    pool::node& c = open_for(p, w);
+    cd::keep_alive_hint hint;
+    hint.timeout = 5s;
+    p.exchanged(c, hint);
+    BOOST_TEST((p.release(c, true, t0, idle_timeout).kind == release_kind::kept_idle));
+    BOOST_TEST((c.retire_at == t0 + 4s));
+    BOOST_TEST((p.next_maintenance() == t0 + 4s));
+    BOOST_TEST(p.expire_idle(t0 + 4s - 1ms).empty());
+    const auto expired = p.expire_idle(t0 + 4s);
+    BOOST_TEST_REQUIRE(expired.size() == 1u);
+    BOOST_TEST(p.remove(c, t0 + 4s) != nullptr); // and replaced, for the minimum
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_the_server_keeps_a_second_is_never_left_idle)
+{
+    pool p(2);
+    waiter a, b;
+    pool::node& c = open_for(p, a);
+    cd::keep_alive_hint hint;
+    hint.timeout = 1s;
+    p.exchanged(c, hint);
+    BOOST_TEST((p.release(c, true, t0, idle_timeout).kind == release_kind::close));
+    // But a request waiting for it gets it at once, well within the second.
+    pool::node& d = open_for(p, a);
+    p.exchanged(d, hint);
+    BOOST_TEST((p.acquire(b).kind == acquire_kind::wait));
+    BOOST_TEST(p.release(d, true, t0, idle_timeout).to == &b);
+}
+
 BOOST_AUTO_TEST_CASE(deadlines_expire_in_order_and_leave_when_unwatched)
 {
     using list = cd::basic_deadline_list<cd::pool_clock>;

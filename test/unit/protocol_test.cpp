@@ -494,3 +494,36 @@ BOOST_AUTO_TEST_CASE(retry_after_dates_of_any_year)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(keep_alive_header)
+
+BOOST_AUTO_TEST_CASE(timeout_and_max_in_any_order_and_case)
+{
+    auto hint = cd::parse_keep_alive("timeout=5, max=100");
+    BOOST_TEST(hint.timeout.value().count() == 5);
+    BOOST_TEST(hint.max.value() == 100u);
+    hint = cd::parse_keep_alive("MAX=3,Timeout = 60 ,other=x");
+    BOOST_TEST(hint.timeout.value().count() == 60);
+    BOOST_TEST(hint.max.value() == 3u);
+    hint = cd::parse_keep_alive("timeout=\"7\"");
+    BOOST_TEST(hint.timeout.value().count() == 7);
+    BOOST_TEST(!hint.max);
+    hint = cd::parse_keep_alive("timeout=0");
+    BOOST_TEST(hint.timeout.value().count() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(malformed_or_absurd_values_are_ignored)
+{
+    for (const char* header : {"", "timeout", "timeout=", "timeout=-1", "timeout=5s", "timeout=1.5", "timeout=86401",
+                               "max=1000001", "timeout=99999999999999999999", "max=0x10", ",,,", "timeout=\"5"}) {
+        const auto hint = cd::parse_keep_alive(header);
+        BOOST_TEST(!hint.timeout, header);
+        BOOST_TEST(!hint.max, header);
+    }
+    // The first occurrence of a parameter wins, as the first header field does.
+    const auto hint = cd::parse_keep_alive("timeout=5, timeout=1, max=2, max=1");
+    BOOST_TEST(hint.timeout.value().count() == 5);
+    BOOST_TEST(hint.max.value() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
