@@ -1,5 +1,7 @@
 #include "request_op.hpp"
 
+#include "token_expiry.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
@@ -220,6 +222,7 @@ void request_op::start_exchange()
 {
     BOOST_ASSERT(connection_ != nullptr);
     response_ = {};
+    sent_at_ = std::chrono::system_clock::now();
     connection_->async_exchange(
         context_.request_head, request_, context_.config, response_, diag_,
         [self = shared_from_this()] { self->run(events::exchanged(self->connection_->outcome())); });
@@ -261,6 +264,8 @@ void request_op::finish(error_code ec)
         user_slot_.clear();
     if (ec)
         response_ = {};
+    else // once per token: a base64 decode and a small parse on the stack, no allocation
+        response_.expires_at = expires_at_of(response_.token, sent_at_, request_.expires_in);
     context_.source.finished(*this);
     if (initiating_) {
         // Never complete inside the initiating function.

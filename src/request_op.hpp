@@ -34,6 +34,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -182,6 +183,9 @@ private:
     asio::cancellation_slot user_slot_;
     connection* connection_ = nullptr; // while acquired
     token_response response_;
+    // When the current exchange started: the base of token_response::expires_at
+    // for an opaque token.
+    std::chrono::system_clock::time_point sent_at_{};
     std::unique_ptr<asio::steady_timer> backoff_; // most operations never retry: made when one does
     bool reused_ = false;                         // the acquired connection served an exchange before
     bool initiating_ = false;                     // inside start(): completing now must not call the handler inline

@@ -223,6 +223,26 @@ corpora["fuzz_network_config"] = {
 corpora["fuzz_base_url"]["bad-api-version"] = b"2026-13-01\\ https://api.cartesia.ai"
 corpora["fuzz_base_url"]["api-version-injection"] = b"2026-03-01\r\nX: y\\ https://api.cartesia.ai"
 
+# fuzz_token_expiry: a control byte (bit 0: wrap the rest as a JWT payload, bit 1: pad
+# it, bit 2: sent an hour before the clock's end), expires_in as two bytes, the rest.
+token_expiry_seeds = {
+    "jwt-payload": (1, 60, '{"grants":{"tts":true},"jti":"x","iat":1800000000,"iss":"https://api.cartesia.ai",'
+                           '"exp":1800000300}'),
+    "jwt-payload-padded": (3, 0, '{"exp":1800000300.5}'),
+    "jwt-duplicate-exp": (1, 300, '{"exp":1,"exp":2}'),
+    "jwt-exp-string": (1, 300, '{"exp":"1800000300"}'),
+    "jwt-exp-escaped-key": (1, 300, '{"e\\u0078p":42}'),
+    "jwt-exp-too-large": (1, 300, '{"exp":253402300800}'),
+    "jwt-not-object": (1, 300, '[1800000300]'),
+    "opaque": (0, 3600, "tok_0123456789abcdef"),
+    "opaque-at-clock-end": (4, 3600, "tok_0123456789abcdef"),
+    "raw-jwt": (0, 0, "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE4MDAwMDAzMDB9.c2ln"),
+    "raw-jwt-bad-char": (0, 60, "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE4MDA+MDAzMDB9.c2ln"),
+}
+corpora["fuzz_token_expiry"] = {
+    name: bytes([control]) + lifetime.to_bytes(2, "big") + text.encode()
+    for name, (control, lifetime, text) in token_expiry_seeds.items()}
+
 for target, seeds in corpora.items():
     directory = root / target
     shutil.rmtree(directory, ignore_errors=True)

@@ -389,6 +389,58 @@ BOOST_FIXTURE_TEST_CASE(gives_up_after_max_retries_with_the_last_error, server_f
     BOOST_TEST(server.requests_received() == 3u);
 }
 
+BOOST_FIXTURE_TEST_CASE(expires_at_is_the_exp_claim_of_the_servers_jwt, server_fixture)
+{
+    // The test server mints HS256 JWTs whose exp is its clock's second plus expires_in
+    // (300 s when the request names none).
+    for (auto expires_in : {std::optional<std::chrono::seconds>(), std::optional<std::chrono::seconds>(60s)}) {
+        const auto before = std::chrono::system_clock::now();
+        auto r = mint(*this, config, {std::nullopt, expires_in});
+        const auto after = std::chrono::system_clock::now();
+        BOOST_TEST_REQUIRE(!r.ec, r.ec.message());
+        const auto payload = cartesia::test::jwt_payload(r.response.token);
+        BOOST_TEST_REQUIRE(payload.is_object());
+        const auto* exp = payload.get_object().if_contains("exp");
+        BOOST_TEST_REQUIRE((exp && exp->is_int64()));
+        BOOST_TEST_REQUIRE(r.response.expires_at.has_value());
+        BOOST_TEST(
+            std::chrono::duration_cast<std::chrono::seconds>(r.response.expires_at->time_since_epoch()).count() ==
+            exp->get_int64());
+        const auto lifetime = expires_in.value_or(300s);
+        BOOST_TEST((std::chrono::floor<std::chrono::seconds>(before) + lifetime <= *r.response.expires_at));
+        BOOST_TEST((*r.response.expires_at <= after + lifetime));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(expires_at_of_an_opaque_token_is_sent_at_plus_expires_in)
+{
+    server_fixture f([] {
+        cartesia::test::server_options options;
+        options.responder =
+            [](const cartesia::test::recorded_request&) -> std::optional<cartesia::test::canned_response> {
+            return cartesia::test::canned_response{200, "application/json", R"({"token":"opaque-token"})", {}};
+        };
+        return options;
+    }());
+    const auto before = std::chrono::system_clock::now();
+    auto r = mint(f, f.config, {std::nullopt, 90s});
+    const auto after = std::chrono::system_clock::now();
+    BOOST_TEST_REQUIRE(!r.ec, r.ec.message());
+    BOOST_TEST(r.response.token == "opaque-token");
+    BOOST_TEST_REQUIRE(r.response.expires_at.has_value());
+    BOOST_TEST((before + 90s <= *r.response.expires_at));
+    BOOST_TEST((*r.response.expires_at <= after + 90s));
+
+    auto unbounded = mint(f, f.config, {});
+    BOOST_TEST_REQUIRE(!unbounded.ec, unbounded.ec.message());
+    BOOST_TEST(!unbounded.response.expires_at.has_value());
+
+    // On failure the response is empty, expires_at included.
+    auto failed = mint(f, f.config, {std::nullopt, 0s});
+    BOOST_TEST(failed.ec == error::invalid_argument);
+    BOOST_TEST(!failed.response.expires_at.has_value());
+}
+
 BOOST_FIXTURE_TEST_CASE(many_operations_on_a_multithreaded_io_context, server_fixture)
 {
     constexpr int count = 24;
