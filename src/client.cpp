@@ -14,10 +14,19 @@
 namespace cartesia::detail {
 namespace {
 constexpr std::string_view closed_reason = "the client was closed";
+
+// The budget of `config`; a ratio out of range fails validate(), and then no
+// request runs: any budget will do.
+retry_budget budget_of(const client_config& config) noexcept
+{
+    const double ratio = config.retry_budget_ratio;
+    return {ratio >= 0.0 && ratio <= 1.0 ? ratio : 0.0, config.retry_budget_min_per_second};
+}
 } // namespace
 
 client_impl::client_impl(asio::any_io_executor executor, asio::ssl::context& tls, client_config config)
-    : tls_(tls), config_(std::move(config)), context_(std::move(executor), config_, *this),
+    : tls_(tls), config_(std::move(config)), budget_(budget_of(config_)),
+      context_(std::move(executor), config_, *this, &budget_),
       pool_(config_.max_connections, std::min(config_.min_connections, config_.max_connections),
             context_.settings.jitter)
 {

@@ -117,6 +117,7 @@ private:
 
     asio::ssl::context& tls_;
     const client_config config_;
+    retry_budget budget_; // the requests' retries, as a share of the requests
     request_context context_;
     endpoint where_;
     error_code config_error_;

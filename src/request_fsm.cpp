@@ -62,6 +62,8 @@ request_action request_fsm::resume(const request_event& event)
         BOOST_ASSERT(phase_ == request_phase::initial);
         if (interruption_ == interruption::cancelled) // cancelled (the client closed) before it started
             return complete(asio::error::operation_aborted);
+        if (settings_.budget)
+            settings_.budget->on_request(event.now);
         if (settings_.total_timeout) {
             total_deadline_ = saturating_add(event.now, *settings_.total_timeout);
             request_action first = begin_attempt();
@@ -262,6 +264,14 @@ request_action request_fsm::after_failure(const failure& f, request_clock::time_
         message += diag_.client_message().empty() ? f.error.message() : diag_.client_message();
         diagnostics_access::set_client_message(diag_, std::move(message));
         return complete(error::timeout);
+    }
+    if (settings_.budget && !settings_.budget->try_spend_retry(now)) {
+        // Retrying now would add load to an API failing for many requests at once:
+        // the failure is delivered as it is, with why it was not retried.
+        std::string message(diag_.client_message().empty() ? f.error.message() : diag_.client_message());
+        message += "; not retried: the client's retry budget is spent (client_config::retry_budget_ratio)";
+        diagnostics_access::set_client_message(diag_, std::move(message));
+        return complete(f.error);
     }
     enter(request_phase::backing_off);
     request_action backoff = act(kind::backoff, deadline_change::stop);

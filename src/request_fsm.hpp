@@ -26,6 +26,7 @@
 #ifndef CARTESIA_SRC_REQUEST_FSM_HPP
 #define CARTESIA_SRC_REQUEST_FSM_HPP
 
+#include "retry_budget.hpp"
 #include "retry_policy.hpp"
 
 #include <cartesia/diagnostics.hpp>
@@ -165,6 +166,9 @@ struct request_action {
 struct request_settings {
     std::chrono::milliseconds timeout{};   // of one attempt
     std::optional<std::chrono::milliseconds> total_timeout{}; // of the whole operation
+    // Shared by the requests of a client, which counts its requests and spends a
+    // retry only when it allows; null: retries are bounded by max_attempts alone.
+    retry_budget* budget = nullptr;
     unsigned max_attempts = 1;             // 1 + max_retries
     double (*jitter)() noexcept = nullptr; // in [0, 1), for the backoff; injected so that tests are exact
 };

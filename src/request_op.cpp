@@ -20,9 +20,10 @@ double random_jitter() noexcept
     return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
 }
 
-request_settings settings_of(const client_config& config) noexcept
+request_settings settings_of(const client_config& config, retry_budget* budget) noexcept
 {
     request_settings settings;
+    settings.budget = budget;
     settings.timeout = config.timeout;
     settings.total_timeout = config.total_timeout;
     settings.max_attempts = 1 + static_cast<unsigned>(config.max_retries);
@@ -48,9 +49,9 @@ strand_type make_operation_strand(const asio::any_io_executor& executor)
 }
 
 request_context::request_context(asio::any_io_executor executor, const client_config& shared_config,
-                                 connection_source& owner)
+                                 connection_source& owner, retry_budget* budget)
     : io_executor(std::move(executor)), strand(make_operation_strand(io_executor)), config(shared_config),
-      settings(settings_of(shared_config)), source(owner)
+      settings(settings_of(shared_config, budget)), source(owner)
 {
 }
 

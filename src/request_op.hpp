@@ -103,9 +103,10 @@ public:
 // one-shot operation itself): each request refers to it rather than carrying
 // copies, since a queued request's size matters (thousands may wait).
 struct request_context {
-    // `shared_config` must outlive the context; request_head is set by the owner
-    // once the configuration is validated.
-    request_context(asio::any_io_executor executor, const client_config& shared_config, connection_source& owner);
+    // `shared_config` (and `budget`, when given) must outlive the context;
+    // request_head is set by the owner once the configuration is validated.
+    request_context(asio::any_io_executor executor, const client_config& shared_config, connection_source& owner,
+                    retry_budget* budget = nullptr);
 
     asio::any_io_executor io_executor; // the caller's
     strand_type strand;                // over it; every step of an operation runs here

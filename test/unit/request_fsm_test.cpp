@@ -71,6 +71,7 @@ struct fixture {
     cd::request_fsm fsm;
 
     explicit fixture(unsigned max_attempts = 3) : config(settings(max_attempts)), fsm(config, diag) {}
+    explicit fixture(const cd::request_settings& with) : config(with), fsm(config, diag) {}
 
     cd::request_action step(const cd::request_event& event) { return fsm.resume(event); }
 
@@ -119,6 +120,7 @@ std::vector<event_case> all_events()
         {"released", ev::released(), phase::releasing},
         {"backoff_ended", ev::backoff_ended(), phase::backing_off},
         {"deadline_passed", ev::deadline_passed(1), std::nullopt},
+        {"total_deadline_passed", ev::total_deadline_passed(), std::nullopt},
         {"cancelled", ev::cancelled("the operation was cancelled"), std::nullopt},
     };
 }
@@ -144,7 +146,8 @@ BOOST_AUTO_TEST_CASE(every_phase_receives_every_event)
                 if (!c.valid_in) {
                     // An interruption aborts what is pending, or there is nothing to abort.
                     const bool pending = p == phase::acquiring || p == phase::exchanging || p == phase::releasing ||
-                                         (p == phase::backing_off && c.event.kind == cd::request_event_kind::cancelled);
+                                         (p == phase::backing_off &&
+                                          c.event.kind != cd::request_event_kind::deadline_passed);
                     BOOST_TEST((action.kind == (pending ? action_kind::abort_pending : action_kind::none)));
                     BOOST_TEST(f.fsm.phase() == p); // the pending step's result moves it on
                 }
@@ -385,6 +388,168 @@ BOOST_AUTO_TEST_CASE(the_diagnostics_tell_the_last_attempt)
     f.step(ev::backoff_ended());
     BOOST_TEST(f.diag.client_message().empty()); // cleared for attempt 2
     BOOST_TEST(f.diag.attempts() == 2u);
+}
+
+// --- total_timeout ---------------------------------------------------------------
+
+namespace {
+
+const cd::request_clock::time_point t0{std::chrono::hours(1)};
+
+cd::request_settings with_total(std::chrono::milliseconds total, unsigned max_attempts = 5)
+{
+    auto s = settings(max_attempts);
+    s.total_timeout = total;
+    return s;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_total_deadline_starts_with_the_operation_and_stops_with_it)
+{
+    const auto config = with_total(2000ms);
+    fixture f(config);
+    auto a = f.step(ev::start(t0));
+    BOOST_TEST((a.kind == action_kind::acquire && a.deadline == cd::deadline_change::start));
+    BOOST_TEST((a.total_deadline == cd::deadline_change::start));
+    BOOST_TEST((f.fsm.total_deadline() == t0 + 2000ms));
+    f.step(ev::acquired(false));
+    f.step(ev::exchanged(outcome_of({}, 200)));
+    a = f.step(ev::released(t0 + 50ms));
+    BOOST_TEST((a.kind == action_kind::complete && a.total_deadline == cd::deadline_change::stop));
+    // Without a total_timeout there is no total deadline to start or stop.
+    fixture plain;
+    a = plain.step(ev::start(t0));
+    BOOST_TEST((a.total_deadline == cd::deadline_change::keep));
+    BOOST_TEST((plain.fsm.total_deadline() == cd::request_clock::time_point::max()));
+}
+
+BOOST_AUTO_TEST_CASE(the_total_deadline_ends_the_operation_in_every_pending_phase)
+{
+    for (const phase p : {phase::acquiring, phase::exchanging, phase::backing_off}) {
+        BOOST_TEST_CONTEXT(cd::to_string(p))
+        {
+            const auto config = with_total(5000ms);
+            fixture f(config);
+            BOOST_REQUIRE(f.step(ev::start(t0)).kind == action_kind::acquire);
+            if (p == phase::backing_off)
+                BOOST_REQUIRE(f.step(ev::acquire_failed(refused, t0)).kind == action_kind::backoff);
+            else if (p == phase::exchanging)
+                BOOST_REQUIRE(f.step(ev::acquired(false)).kind == action_kind::exchange);
+            BOOST_TEST((f.step(ev::total_deadline_passed()).kind == action_kind::abort_pending));
+            BOOST_TEST((f.step(ev::total_deadline_passed()).kind == action_kind::none)); // once is enough
+            BOOST_TEST((f.step(ev::deadline_passed(f.fsm.attempt())).kind == action_kind::none));
+            cd::request_action a;
+            if (p == phase::acquiring)
+                a = f.step(ev::acquire_failed(asio::error::operation_aborted, t0 + 5s));
+            else if (p == phase::backing_off)
+                a = f.step(ev::backoff_ended());
+            else {
+                BOOST_REQUIRE(f.step(ev::exchanged(outcome_of(asio::error::operation_aborted))).kind ==
+                              action_kind::release);
+                a = f.step(ev::released(t0 + 5s));
+            }
+            // error::timeout, never retried (attempts were left), and it says it was the total.
+            BOOST_TEST((a.kind == action_kind::complete));
+            BOOST_TEST(a.error == error::timeout);
+            BOOST_TEST(f.diag.client_message() == "no token within the total_timeout of 5000 ms");
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_backoff_that_would_end_after_the_total_deadline_is_not_started)
+{
+    const auto config = with_total(1000ms);
+    fixture f(config);
+    f.step(ev::start(t0));
+    // At t0 + 400 ms, the first backoff (500 ms) ends at 900 ms: in time.
+    auto a = f.step(ev::acquire_failed(refused, t0 + 400ms));
+    BOOST_TEST_REQUIRE((a.kind == action_kind::backoff));
+    BOOST_TEST(a.delay == 500ms);
+    f.step(ev::backoff_ended());
+    f.step(ev::acquired(false));
+    f.step(ev::exchanged(outcome_of(error::server_error, 503)));
+    // At 950 ms the next backoff (1 s) would end after the deadline: the operation ends now.
+    a = f.step(ev::released(t0 + 950ms));
+    BOOST_TEST((a.kind == action_kind::complete));
+    BOOST_TEST(a.error == error::timeout);
+    BOOST_TEST(f.diag.client_message().starts_with(
+        "no token within the total_timeout of 1000 ms: the next attempt would start 1000 ms from now, after it; "
+        "the last attempt: "));
+    BOOST_TEST(f.fsm.attempt() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_that_arrives_as_the_total_deadline_passes_is_delivered)
+{
+    const auto config = with_total(1000ms);
+    fixture f(config);
+    f.to(phase::exchanging);
+    BOOST_TEST((f.step(ev::total_deadline_passed()).kind == action_kind::abort_pending));
+    f.step(ev::exchanged(outcome_of({}, 200))); // the whole response was there already
+    const auto a = f.step(ev::released(t0 + 1s));
+    BOOST_TEST((a.kind == action_kind::complete));
+    BOOST_TEST(!a.error);
+}
+
+BOOST_AUTO_TEST_CASE(an_attempt_deadline_then_the_total_one_end_the_operation_once)
+{
+    const auto config = with_total(1000ms);
+    fixture f(config);
+    f.to(phase::exchanging);
+    BOOST_TEST((f.step(ev::deadline_passed(1)).kind == action_kind::abort_pending));
+    // The step is ending already: nothing more to abort, but no retry may follow.
+    BOOST_TEST((f.step(ev::total_deadline_passed()).kind == action_kind::none));
+    f.step(ev::exchanged(outcome_of(asio::error::operation_aborted)));
+    const auto a = f.step(ev::released(t0 + 1s));
+    BOOST_TEST((a.kind == action_kind::complete));
+    BOOST_TEST(a.error == error::timeout);
+    BOOST_TEST(f.diag.client_message() == "no token within the total_timeout of 1000 ms");
+}
+
+BOOST_AUTO_TEST_CASE(cancellation_wins_over_the_total_deadline)
+{
+    const auto config = with_total(1000ms);
+    fixture f(config);
+    f.to(phase::acquiring);
+    BOOST_TEST((f.step(ev::total_deadline_passed()).kind == action_kind::abort_pending));
+    BOOST_TEST((f.step(ev::cancelled("the operation was cancelled")).kind == action_kind::abort_pending));
+    const auto a = f.step(ev::acquire_failed(asio::error::operation_aborted, t0));
+    BOOST_TEST(a.error == asio::error::operation_aborted);
+}
+
+// --- the retry budget -----------------------------------------------------------
+
+BOOST_AUTO_TEST_CASE(a_spent_budget_delivers_the_failure_as_it_is)
+{
+    cd::retry_budget budget(0.0, 1); // one retry a second
+    auto config = settings(3);
+    config.budget = &budget;
+    fixture first(config), second(config);
+    first.step(ev::start(t0));
+    second.step(ev::start(t0));
+    BOOST_TEST((first.step(ev::acquire_failed(refused, t0)).kind == action_kind::backoff)); // the one allowed
+    const auto a = second.step(ev::acquire_failed(refused, t0));
+    BOOST_TEST((a.kind == action_kind::complete));
+    BOOST_TEST(a.error == refused); // its own error, not a timeout
+    BOOST_TEST(second.diag.client_message().find("retry budget is spent") != std::string::npos);
+    BOOST_TEST(second.fsm.attempt() == 1u);
+    BOOST_TEST(budget.requests_in_window() == 2u);
+    BOOST_TEST(budget.retries_in_window() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(stale_moves_and_unretryable_failures_spend_nothing)
+{
+    cd::retry_budget budget(0.0, 1);
+    auto config = settings(3);
+    config.budget = &budget;
+    fixture f(config);
+    f.to(phase::exchanging, /*reused=*/true);
+    f.step(ev::exchanged(outcome_of(asio::error::eof)));
+    BOOST_TEST((f.step(ev::released(t0)).kind == action_kind::acquire)); // moved past, no retry
+    f.step(ev::acquired(false));
+    f.step(ev::exchanged(outcome_of(error::unauthorized, 401)));
+    BOOST_TEST((f.step(ev::released(t0)).kind == action_kind::complete));
+    BOOST_TEST(budget.retries_in_window() == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
