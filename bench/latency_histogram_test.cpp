@@ -99,12 +99,14 @@ int main()
         std::mt19937_64 random(13);
         std::vector<std::uint64_t> log_uniform; // 1 us to 100 s, uniform in log
         std::uniform_real_distribution<double> exponent(3.0, 11.0);
+        log_uniform.reserve(200'000);
         for (int i = 0; i < 200'000; ++i)
             log_uniform.push_back(static_cast<std::uint64_t>(std::pow(10.0, exponent(random))));
         check_against_sorted("log-uniform 1 us..100 s", log_uniform);
 
         std::vector<std::uint64_t> tail; // a latency-like shape: ~300 us, 1% at ~40 ms
         std::lognormal_distribution<double> body(std::log(300'000.0), 0.3);
+        tail.reserve(100'000);
         for (int i = 0; i < 100'000; ++i)
             tail.push_back(static_cast<std::uint64_t>(i % 100 == 0 ? 40'000'000.0 + i : body(random)));
         check_against_sorted("lognormal with a 1% tail", tail);
