@@ -1,9 +1,14 @@
 // cartesia-bench: token throughput and client cost of cartesia-asio.
 //
-// C operations are kept in flight for the duration, on one thread, each starting
-// the next as it completes. Only the measured window counts: tokens, errors,
-// latency, the process's CPU time, heap allocations and connections opened.
+// C operations are kept in flight on one thread, each starting the next as it
+// completes, for the duration (or until --tokens tokens). Only the measured window
+// counts: tokens, errors, latency (in a constant-memory histogram), the process's
+// CPU time, heap allocations and connections opened. --progress S prints a line to
+// stderr every S seconds (and one at the end of the window), for bench/soak.
 // Without --target it starts the local test server as a child process.
+#include "counting_malloc.hpp"
+#include "latency_histogram.hpp"
+
 #include <cartesia/cartesia.hpp>
 #include <cartesia/detail/client_access.hpp>
 
@@ -11,101 +16,20 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <iostream>
-#include <new>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <csignal>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-// --- counting allocations: every heap allocation of this process ----------------
-// glibc lets a program replace malloc and its family (its manual: "Replacing
-// malloc"); these count each call and hand it to glibc's own allocator. Counting
-// operator new would miss much: OpenSSL's allocations, and Asio's recycling
-// allocator, which calls aligned_alloc directly whenever its per-thread cache of
-// two blocks is empty. The C++ allocations arrive here through operator new.
-// Sanitizers replace malloc themselves: under them nothing is counted.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool allocations_counted = false;
-namespace {
-std::atomic<std::uint64_t> allocation_count{0};
-}
-#else
-constexpr bool allocations_counted = true;
-namespace {
-std::atomic<std::uint64_t> allocation_count{0};
-void count_allocation() noexcept
-{
-    allocation_count.fetch_add(1, std::memory_order_relaxed);
-}
-} // namespace
-
-// glibc's allocator under its internal names (exported for exactly this use).
-// NOLINTBEGIN(bugprone-reserved-identifier, cert-dcl37-c, cert-dcl51-cpp,
-// readability-inconsistent-declaration-parameter-name)
-extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t count, std::size_t size);
-void* __libc_realloc(void* block, std::size_t size);
-void* __libc_memalign(std::size_t alignment, std::size_t size);
-void __libc_free(void* block);
-
-void* malloc(std::size_t size) noexcept
-{
-    count_allocation();
-    return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept
-{
-    count_allocation();
-    return __libc_calloc(count, size);
-}
-void* realloc(void* block, std::size_t size) noexcept
-{
-    count_allocation();
-    return __libc_realloc(block, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept
-{
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) noexcept
-{
-    count_allocation();
-    return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** block, std::size_t alignment, std::size_t size) noexcept
-{
-    if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0)
-        return EINVAL;
-    count_allocation();
-    void* allocated = __libc_memalign(alignment, size);
-    if (allocated == nullptr)
-        return ENOMEM;
-    *block = allocated;
-    return 0;
-}
-void free(void* block) noexcept
-{
-    __libc_free(block);
-}
-}
-// NOLINTEND(bugprone-reserved-identifier, cert-dcl37-c, cert-dcl51-cpp,
-// readability-inconsistent-declaration-parameter-name)
-#endif
 
 namespace {
 
@@ -120,6 +44,8 @@ struct options {
     std::size_t connections = 0; // 0: as many as the concurrency (at most 1024)
     double duration_s = 5;
     double warmup_s = 1;
+    std::uint64_t tokens = 0; // 0: no limit but the duration
+    double progress_s = 0;    // 0: no progress lines
     bool json = false;
 };
 
@@ -127,7 +53,8 @@ struct options {
 {
     std::cerr << "cartesia-bench: " << message << "\n"
               << "usage: cartesia-bench [--target URL --ca-file PATH] --mode pooled|oneshot --concurrency C\n"
-                 "                      [--connections N] --duration S [--warmup S] [--json]\n";
+                 "                      [--connections N] --duration S [--warmup S] [--tokens N]\n"
+                 "                      [--progress S] [--json]\n";
     std::exit(2);
 }
 
@@ -164,6 +91,10 @@ options parse(int argc, char** argv)
             o.duration_s = parse_number<double>(arg, value());
         else if (arg == "--warmup")
             o.warmup_s = parse_number<double>(arg, value());
+        else if (arg == "--tokens")
+            o.tokens = parse_number<std::uint64_t>(arg, value());
+        else if (arg == "--progress")
+            o.progress_s = parse_number<double>(arg, value());
         else if (arg == "--json")
             o.json = true;
         else
@@ -173,8 +104,8 @@ options parse(int argc, char** argv)
         usage_error("--mode is pooled or oneshot");
     if (o.concurrency < 1 || o.concurrency > 100000)
         usage_error("--concurrency is 1 to 100000");
-    if (o.duration_s <= 0 || o.warmup_s < 0)
-        usage_error("--duration must be positive");
+    if (o.duration_s <= 0 || o.warmup_s < 0 || o.progress_s < 0)
+        usage_error("--duration must be positive, --warmup and --progress not negative");
     if (o.target.empty() != o.ca_file.empty())
         usage_error("--target and --ca-file go together");
     if (o.connections == 0)
@@ -255,46 +186,40 @@ long peak_rss_kb()
 class bench {
 public:
     bench(const options& o, cartesia::client_config config, asio::ssl::context& tls)
-        : options_(o), config_(std::move(config)), tls_(tls), window_timer_(io_)
+        : options_(o), config_(std::move(config)), tls_(tls), window_timer_(io_), progress_timer_(io_)
     {
         if (o.mode == "pooled") {
             config_.max_connections = o.connections;
             pooled_.emplace(io_.get_executor(), tls_, config_);
         }
-        latencies_us_.reserve(1 << 20);
     }
 
     void run()
     {
+        began_ = clock_type::now();
         for (std::size_t i = 0; i < options_.concurrency; ++i)
             issue();
-        window_timer_.expires_after(
-            std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(options_.warmup_s)));
-        window_timer_.async_wait([this](boost::system::error_code) {
+        window_timer_.expires_after(seconds(options_.warmup_s));
+        window_timer_.async_wait([this](boost::system::error_code ec) {
+            if (ec)
+                return;
             start_ = take_snapshot();
             measuring_ = true;
-            window_timer_.expires_after(
-                std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(options_.duration_s)));
-            window_timer_.async_wait([this](boost::system::error_code) {
-                end_ = take_snapshot();
-                measuring_ = false;
-                stopping_ = true;
+            window_timer_.expires_after(seconds(options_.duration_s));
+            window_timer_.async_wait([this](boost::system::error_code cancelled) {
+                if (!cancelled && !stopping_)
+                    end_window();
             });
         });
+        if (options_.progress_s > 0)
+            schedule_progress();
         io_.run();
     }
 
     void report(std::ostream& out) const
     {
-        std::vector<double> sorted = latencies_us_;
-        std::sort(sorted.begin(), sorted.end());
-        auto percentile = [&](double p) {
-            if (sorted.empty())
-                return 0.0;
-            return sorted[std::min(sorted.size() - 1,
-                                   static_cast<std::size_t>(p * static_cast<double>(sorted.size())))] /
-                   1000.0;
-        };
+        auto percentile = [this](double p) { return latencies_.quantile_ns(p) / 1e6; };
+        const double max_ms = latencies_.max_ns() / 1e6;
         const double seconds = std::chrono::duration<double>(end_.when - start_.when).count();
         const double cpu = end_.cpu_s - start_.cpu_s;
         const double per_token = tokens_ ? 1.0 / static_cast<double>(tokens_) : 0.0;
@@ -306,9 +231,9 @@ public:
                 << ",\"tokens\":" << tokens_ << ",\"errors\":" << errors_ << ",\"seconds\":" << seconds
                 << ",\"tokens_per_s\":" << static_cast<double>(tokens_) / seconds << ",\"cpu_s\":" << cpu
                 << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << R"(,"latency_ms":{"p50":)" << percentile(0.50)
-                << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99)
-                << ",\"max\":" << (sorted.empty() ? 0.0 : sorted.back() / 1000.0) << "},\"allocations_per_token\":";
-            if (allocations_counted)
+                << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99) << ",\"max\":" << max_ms
+                << "},\"allocations_per_token\":";
+            if (cartesia_bench::allocations_counted)
                 out << allocations;
             else
                 out << "null";
@@ -329,14 +254,54 @@ public:
                               : "a new connection per token",
                       static_cast<unsigned long long>(tokens_), seconds, static_cast<double>(tokens_) / seconds,
                       static_cast<unsigned long long>(errors_), percentile(0.50), percentile(0.90), percentile(0.99),
-                      sorted.empty() ? 0.0 : sorted.back() / 1000.0, cpu, cpu * 1e6 * per_token, cpu * 1000 * per_token,
-                      allocations, connections, peak_rss_kb());
+                      max_ms, cpu, cpu * 1e6 * per_token, cpu * 1000 * per_token, allocations, connections,
+                      peak_rss_kb());
         out << line;
         if (!first_error_.empty())
             out << "  first error       " << first_error_ << '\n';
     }
 
 private:
+    static clock_type::duration seconds(double s)
+    {
+        return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+    }
+
+    void end_window()
+    {
+        end_ = take_snapshot();
+        measuring_ = false;
+        stopping_ = true;
+        window_timer_.cancel();
+        progress_timer_.cancel();
+        if (options_.progress_s > 0)
+            print_progress();
+    }
+
+    void schedule_progress()
+    {
+        progress_timer_.expires_after(seconds(options_.progress_s));
+        progress_timer_.async_wait([this](boost::system::error_code ec) {
+            if (ec || stopping_)
+                return;
+            print_progress();
+            schedule_progress();
+        });
+    }
+
+    // Seconds since the start (warm-up included), then the window's figures so far.
+    void print_progress() const
+    {
+        std::fprintf(stderr,
+                     "progress %.1f s: %llu tokens, %llu errors, latency ms p50 %.3f p90 %.3f p99 %.3f "
+                     "p99.9 %.3f max %.3f\n",
+                     std::chrono::duration<double>(clock_type::now() - began_).count(),
+                     static_cast<unsigned long long>(tokens_), static_cast<unsigned long long>(errors_),
+                     latencies_.quantile_ns(0.50) / 1e6, latencies_.quantile_ns(0.90) / 1e6,
+                     latencies_.quantile_ns(0.99) / 1e6, latencies_.quantile_ns(0.999) / 1e6,
+                     latencies_.max_ns() / 1e6);
+    }
+
     void issue()
     {
         const auto started = clock_type::now();
@@ -361,7 +326,9 @@ private:
                     first_error_ = ec.message();
             } else {
                 ++tokens_;
-                latencies_us_.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - started).count());
+                latencies_.record(clock_type::now() - started);
+                if (tokens_ == options_.tokens)
+                    end_window();
             }
         }
         if (!stopping_)
@@ -372,7 +339,7 @@ private:
 
     snapshot take_snapshot() const
     {
-        return {clock_type::now(), cpu_seconds(), allocation_count.load(std::memory_order_relaxed),
+        return {clock_type::now(), cpu_seconds(), cartesia_bench::allocation_count(),
                 pooled_ ? cartesia::detail::client_access::connections_opened(*pooled_) : finished_};
     }
 
@@ -382,9 +349,10 @@ private:
     asio::io_context io_{1};
     std::optional<cartesia::client> pooled_;
     cartesia::token_request request_{cartesia::token_grant{.tts = true}, std::chrono::seconds(60)};
-    asio::steady_timer window_timer_;
+    asio::steady_timer window_timer_, progress_timer_;
+    clock_type::time_point began_;
     snapshot start_, end_;
-    std::vector<double> latencies_us_;
+    cartesia_bench::latency_histogram latencies_;
     std::uint64_t tokens_ = 0, errors_ = 0;
     std::size_t in_flight_ = 0, finished_ = 0;
     bool measuring_ = false, stopping_ = false;

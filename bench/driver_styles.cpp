@@ -22,6 +22,7 @@
 // (posted handlers, coroutine frames) calls aligned_alloc directly whenever its
 // per-thread cache of two blocks per purpose is empty, so a counting operator new
 // alone would miss exactly the allocations in which the styles differ.
+#include "counting_malloc.hpp"
 #include "request_fsm.hpp"
 
 #include <cartesia/error.hpp>
@@ -45,7 +46,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -62,82 +62,13 @@
 #include <vector>
 
 // --- counting allocations ----------------------------------------------------------
-// Sanitizers bring allocators of their own, which these replacements would fight:
-// under them nothing is counted (and nothing is replaced).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define CARTESIA_BENCH_UNDER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-#define CARTESIA_BENCH_UNDER_SANITIZER 1
-#endif
-#endif
-
+// Every malloc of the process is counted by counting_malloc.cpp; the global operator
+// new, replaced below, is counted here too (and again there, through malloc).
 namespace {
-// One thread allocates here, but Asio may start a thread of its own (it does not in
-// this program): relaxed atomics cost nothing that matters and leave no doubt.
-std::atomic<std::uint64_t> new_calls{0};    // global operator new, every form
-std::atomic<std::uint64_t> malloc_calls{0}; // malloc and its family: everything, new included
+std::atomic<std::uint64_t> new_calls{0}; // global operator new, every form
 } // namespace
 
 #ifndef CARTESIA_BENCH_UNDER_SANITIZER
-constexpr bool allocations_counted = true;
-
-// glibc lets a program replace malloc and its family (its manual, "Replacing
-// malloc"); these count each call and hand it to glibc's allocator under its
-// internal names, exported for exactly this use.
-// NOLINTBEGIN(bugprone-reserved-identifier, cert-dcl37-c, cert-dcl51-cpp,
-// readability-inconsistent-declaration-parameter-name)
-extern "C" {
-void* __libc_malloc(std::size_t size);
-void* __libc_calloc(std::size_t count, std::size_t size);
-void* __libc_realloc(void* block, std::size_t size);
-void* __libc_memalign(std::size_t alignment, std::size_t size);
-void __libc_free(void* block);
-
-void* malloc(std::size_t size) noexcept
-{
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    return __libc_malloc(size);
-}
-void* calloc(std::size_t count, std::size_t size) noexcept
-{
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    return __libc_calloc(count, size);
-}
-void* realloc(void* block, std::size_t size) noexcept
-{
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    return __libc_realloc(block, size);
-}
-void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept
-{
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    return __libc_memalign(alignment, size);
-}
-void* memalign(std::size_t alignment, std::size_t size) noexcept
-{
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    return __libc_memalign(alignment, size);
-}
-int posix_memalign(void** block, std::size_t alignment, std::size_t size) noexcept
-{
-    if (alignment % sizeof(void*) != 0 || (alignment & (alignment - 1)) != 0)
-        return EINVAL;
-    malloc_calls.fetch_add(1, std::memory_order_relaxed);
-    void* allocated = __libc_memalign(alignment, size);
-    if (allocated == nullptr)
-        return ENOMEM;
-    *block = allocated;
-    return 0;
-}
-void free(void* block) noexcept
-{
-    __libc_free(block);
-}
-}
-// NOLINTEND(bugprone-reserved-identifier, cert-dcl37-c, cert-dcl51-cpp,
-// readability-inconsistent-declaration-parameter-name)
-
 // The global operator new and delete, replaced: a count, then malloc (counted again
 // there) and free. The nothrow and array forms of libstdc++ call these.
 void* operator new(std::size_t size)
@@ -172,8 +103,6 @@ void operator delete(void* block, std::size_t, std::align_val_t) noexcept
 {
     std::free(block);
 }
-#else
-constexpr bool allocations_counted = false;
 #endif
 
 namespace {
@@ -552,14 +481,14 @@ template <class Style> run_figures run_once(std::size_t requests, std::size_t co
     asio::post(source.strand(), [&load] { load.start_chains(); });
 
     const std::uint64_t news_before = new_calls.load(std::memory_order_relaxed);
-    const std::uint64_t mallocs_before = malloc_calls.load(std::memory_order_relaxed);
+    const std::uint64_t mallocs_before = cartesia_bench::allocation_count();
     const auto cpu_before = thread_cpu_time();
     const auto wall_before = std::chrono::steady_clock::now();
     io.run();
     const auto wall = std::chrono::steady_clock::now() - wall_before;
     const auto cpu = thread_cpu_time() - cpu_before;
     const std::uint64_t news = new_calls.load(std::memory_order_relaxed) - news_before;
-    const std::uint64_t mallocs = malloc_calls.load(std::memory_order_relaxed) - mallocs_before;
+    const std::uint64_t mallocs = cartesia_bench::allocation_count() - mallocs_before;
 
     // Each request's handler exactly once, each with the token: a lost or repeated
     // completion, or a wrong one, is a bug of the driver, and its figures mean nothing.
@@ -702,7 +631,7 @@ int main(int argc, char** argv)
     std::printf("%zu rounds, the styles interleaved in each round; medians. retry: every first attempt fails\n"
                 "(503, retry-after-ms: 0). x %s: CPU time over %s's.%s\n",
                 o.rounds, first.c_str(), first.c_str(),
-                allocations_counted ? "" : " (A sanitizer build: allocations are not counted.)");
+                cartesia_bench::allocations_counted ? "" : " (A sanitizer build: allocations are not counted.)");
     std::printf("%-8s %4s %9s  %-13s %12s %11s %8s %12s %8s\n", "scenario", "conc", "req/run", "style", "wall ns/req",
                 "CPU ns/req", ("x " + first).c_str(), "mallocs/req", "new/req");
 
@@ -725,7 +654,7 @@ int main(int argc, char** argv)
                 const std::string name(o.styles[s].name);
                 std::printf("%-8s %4zu %9zu  %-13s %12.1f %11.1f %8.2f", retry ? "retry" : "success", concurrency,
                             requests, name.c_str(), m.wall_ns, m.cpu_ns, m.cpu_ns / reference_cpu);
-                if (allocations_counted)
+                if (cartesia_bench::allocations_counted)
                     std::printf(" %12.2f %8.2f\n", m.mallocs, m.news);
                 else
                     std::printf(" %12s %8s\n", "-", "-");
