@@ -8,9 +8,8 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#include <sys/socket.h>
 
-#include <cerrno>
+#include <array>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -155,13 +154,28 @@ void connection::close_quietly() noexcept
     abort();
 }
 
-bool connection::server_closed_or_spoke() noexcept
+bool connection::still_good_while_idle() noexcept
 {
     if (aborted_)
-        return true;
-    std::byte probe{};
-    const auto got = ::recv(stream_.next_layer().native_handle(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
-    return got >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR); // bytes, EOF or an error
+        return false;
+    // A synchronous read on a non-blocking socket: it ends with would_block once
+    // OpenSSL has taken in every whole record there and wants more. Nothing else
+    // is pending on the stream while the connection idles.
+    auto& socket = stream_.next_layer();
+    error_code ec;
+    socket.non_blocking(true, ec);
+    if (ec)
+        return false;
+    std::array<char, 1> byte{};
+    std::size_t got = 0;
+    try {
+        got = stream_.read_some(asio::buffer(byte), ec);
+    } catch (...) { // out of memory in OpenSSL: the connection is not worth keeping
+        ec = make_error_code(boost::system::errc::not_enough_memory);
+    }
+    error_code ignored; // a socket that cannot go back to blocking mode fails its next operation
+    socket.non_blocking(false, ignored);
+    return got == 0 && ec == asio::error::would_block;
 }
 
 void connection::abort() noexcept

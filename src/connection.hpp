@@ -108,10 +108,13 @@ public:
         stream_.next_layer().async_wait(tcp::socket::wait_read, std::forward<Handler>(handler));
     }
 
-    // After async_wait_readable() completed: whether the server closed the
-    // connection or sent bytes on it (a close_notify, most likely), looked at
-    // without reading or blocking. False when nothing is there after all.
-    bool server_closed_or_spoke() noexcept;
+    // After async_wait_readable() completed: reads what came, without blocking,
+    // and tells whether the connection is still good. TLS 1.3 servers send session
+    // tickets after the handshake, which a warm connection receives while idle:
+    // OpenSSL takes them in, and the connection is good. It is not when the server
+    // closed it (close_notify or a bare FIN), sent application data (HTTP/1.1 does
+    // not, unasked), or the read failed.
+    bool still_good_while_idle() noexcept;
 
 private:
     asio::ssl::stream<tcp::socket> stream_;

@@ -154,13 +154,16 @@ void client_impl::idle_watch_ended(pool_type::node& node, error_code ec)
     case connection_status::in_use: // a request took it: that was its response arriving
         return;
     case connection_status::idle:
-        if (!ec && !node.link->server_closed_or_spoke()) {
-            watch_idle(node); // readable no more: what woke it was the last response's
+        if (!ec && node.link->still_good_while_idle()) {
+            // Session tickets, most likely (or nothing after all): one may be the
+            // pool's next resumable session.
+            remember_session(*node.link);
+            watch_idle(node);
             return;
         }
         // The server closed it (most often: its keep-alive timeout), or said
-        // something unasked, which HTTP/1.1 servers do only to close. Replaced now,
-        // not when a request would have found it stale.
+        // something unasked. Replaced now, not when a request would have found it
+        // stale.
         pool_.retire(node);
         close_connection(node);
         return;

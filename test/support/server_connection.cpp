@@ -175,6 +175,7 @@ asio::awaitable<void> serve_connection(tcp::socket socket, ssl::context& tls, tr
     }
     if (SSL_session_reused(c.stream.native_handle()))
         ++tally.resumed_handshakes;
+    tally.handshakes.opened();
 
     for (;;) {
         c.idle_since = std::chrono::steady_clock::now();

@@ -71,6 +71,8 @@ struct traffic {
     std::atomic<std::size_t> bytes_written{0};
     // Handshakes that resumed an earlier TLS session.
     std::atomic<std::size_t> resumed_handshakes{0};
+    // Handshakes completed, resumed or not: counted up only, so that a test can wait for a count.
+    connection_gauge handshakes;
     connection_gauge open_connections;
 };
 

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <condition_variable>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -123,6 +124,8 @@ struct test_server::impl {
     tcp::acceptor acceptor{io};
     unsigned short port = 0;
     std::atomic<std::size_t> connections{0};
+    mutable std::mutex accepted_mutex; // with `accepted`, lets a test wait for a count
+    mutable std::condition_variable accepted;
     std::atomic<std::size_t> requests{0};
     mutable std::mutex records_mutex;
     std::vector<recorded_request> records; // guarded by records_mutex
@@ -168,7 +171,12 @@ asio::awaitable<void> test_server::impl::accept_connections()
         auto [error, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
         if (error)
             continue; // e.g. the client reset the connection before we accepted it
-        const std::size_t number = ++connections;
+        std::size_t number = 0;
+        {
+            const std::lock_guard lock(accepted_mutex);
+            number = ++connections;
+        }
+        accepted.notify_all();
         asio::co_spawn(io,
                        detail::serve_connection(std::move(socket), tls, tally, handler, number,
                                                 detail::keep_alive_policy{options.idle_close_after}),
@@ -208,7 +216,7 @@ recorded_request test_server::impl::remember(const detail::connection& c, const 
     };
     for (const auto& field : request) {
         std::string name(field.name_string());
-        std::ranges::transform(name, name.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        std::ranges::transform(name, name.begin(), [](unsigned char letter) { return static_cast<char>(std::tolower(letter)); });
         record.headers.emplace(std::move(name), std::string(field.value()));
     }
     {
@@ -282,6 +290,22 @@ std::size_t test_server::open_connections() const noexcept
 bool test_server::wait_for_open_connections(std::size_t n, std::chrono::milliseconds timeout) const
 {
     return impl_->tally.open_connections.wait_for(n, timeout);
+}
+
+std::size_t test_server::handshakes_completed() const noexcept
+{
+    return impl_->tally.handshakes.value();
+}
+
+bool test_server::wait_for_handshakes(std::size_t n, std::chrono::milliseconds timeout) const
+{
+    return impl_->tally.handshakes.wait_for(n, timeout);
+}
+
+bool test_server::wait_for_connections_accepted(std::size_t n, std::chrono::milliseconds timeout) const
+{
+    std::unique_lock lock(impl_->accepted_mutex);
+    return impl_->accepted.wait_for(lock, timeout, [&] { return impl_->connections >= n; });
 }
 
 } // namespace cartesia::test

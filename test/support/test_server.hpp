@@ -139,6 +139,12 @@ public:
     std::size_t open_connections() const noexcept;
     // Blocks until open_connections() == n or `timeout` has passed; true when the former happened.
     bool wait_for_open_connections(std::size_t n, std::chrono::milliseconds timeout) const;
+    // Blocks until connections_accepted() >= n or `timeout` has passed; true when the former happened.
+    bool wait_for_connections_accepted(std::size_t n, std::chrono::milliseconds timeout) const;
+    // TLS handshakes completed so far: the client's side of each is done by then.
+    std::size_t handshakes_completed() const noexcept;
+    // Blocks until handshakes_completed() == n or `timeout` has passed; true when the former happened.
+    bool wait_for_handshakes(std::size_t n, std::chrono::milliseconds timeout) const;
 
 private:
     struct impl;
