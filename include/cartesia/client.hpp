@@ -25,12 +25,25 @@ void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token
 /// when all are busy, and closes connections idle for `client_config::idle_timeout`.
 /// A pooled connection that the server closed while idle (or after `Connection:
 /// close`, or at its keep-alive request limit) is never an error: the request goes
-/// to a fresh connection, and that does not count as a retry.
+/// to a fresh connection, and that does not count as a retry. The server's
+/// `Keep-Alive: timeout=N, max=M` is obeyed: a connection is retired before the
+/// server would close it, and carries no more than M requests.
+///
+/// With `client_config::min_connections`, the pool keeps that many connections
+/// open and ready from construction on, replacing in the background any that the
+/// server closes or that fail (with backoff while the API is down), so that the
+/// first token and the first after a quiet period cost one round trip. Such a
+/// client always has work on its executor: `run()` returns after close().
+///
+/// Retries are bounded by a budget shared by the client's requests
+/// (`client_config::retry_budget_ratio`): when the API fails for many at once, most
+/// failures are delivered at once rather than retried.
 ///
 /// Each operation has the guarantees of the free `async_generate_token`: any
 /// completion token, completion exactly once and never inside the initiating
 /// function, retries and a deadline per attempt (`timeout` also bounds the wait
-/// for a free connection), terminal and partial cancellation.
+/// for a free connection) and `total_timeout` over it all, terminal and partial
+/// cancellation.
 ///
 /// @par Thread safety
 /// All member functions may be called concurrently from any thread, also while the
@@ -41,7 +54,9 @@ public:
     using executor_type = boost::asio::any_io_executor;
 
     /// Checks `config` now, but reports a bad one through each operation
-    /// (`error::invalid_argument`). No I/O happens until the first operation.
+    /// (`error::invalid_argument`). No I/O happens inside the constructor: with
+    /// `min_connections`, opening them is posted to `executor`; without, nothing
+    /// happens until the first operation.
     /// `tls` must outlive the client and its operations.
     client(executor_type executor, boost::asio::ssl::context& tls, client_config config);
 

@@ -33,7 +33,8 @@ enum class error {
     bad_response,
     /// The response's headers or body exceed the configured limits.
     response_too_large,
-    /// An attempt did not complete within `client_config::timeout`.
+    /// An attempt did not complete within `client_config::timeout`, or the whole
+    /// operation within `client_config::total_timeout`.
     timeout,
     /// The HTTP proxy (`client_config::proxy`) refused to open a tunnel to the API:
     /// its answer to CONNECT was not 2xx (other than 407), or not HTTP.

@@ -109,7 +109,8 @@ auto async_generate_token(const boost::asio::any_io_executor& executor, boost::a
 ///   `unprocessable_entity`, `rate_limited`, `server_error`, `unexpected_status`:
 ///   the HTTP status of the answer; see the diagnostics.
 /// - `error::bad_response`, `error::response_too_large`: an unusable answer.
-/// - `error::timeout`: an attempt exceeded `config.timeout`.
+/// - `error::timeout`: an attempt exceeded `config.timeout`, or the operation
+///   `config.total_timeout` (also when the wait before a retry would end after it).
 /// - `asio::error::operation_aborted`: cancelled.
 /// - Asio and SSL error codes for network and TLS failures, e.g.
 ///   `asio::error::connection_refused`, or an SSL verification failure whose
