@@ -188,8 +188,8 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
 void client_impl::start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at)
 {
     auto& request = pooled(op);
-    const bool first = which == deadline_kind::attempt ? attempt_deadlines_.watch(request, at)
-                                                       : total_deadlines_.watch(request, at);
+    const bool first =
+        which == deadline_kind::attempt ? attempt_deadlines_.watch(request, at) : total_deadlines_.watch(request, at);
     if (first)
         schedule(deadline_timer_, at, &client_impl::expire_deadlines);
 }

@@ -86,7 +86,7 @@ private:
         asio::steady_timer::time_point armed_for = asio::steady_timer::time_point::max();
     };
     void schedule(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)());
-    void expire_deadlines();                 // client.cpp
+    void expire_deadlines();                                                               // client.cpp
     void wake_waiter(pool_waiter<connection>& to, error_code ec, const diagnostics& diag); // client.cpp
 
     // --- pool_connections.cpp ----------------------------------------------------

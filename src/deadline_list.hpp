@@ -59,9 +59,7 @@ public:
     bool empty() const noexcept { return items_.empty(); }
 
 private:
-    boost::intrusive::list<item, boost::intrusive::base_hook<hook>,
-                           boost::intrusive::constant_time_size<false>>
-        items_;
+    boost::intrusive::list<item, boost::intrusive::base_hook<hook>, boost::intrusive::constant_time_size<false>> items_;
 };
 
 } // namespace cartesia::detail

@@ -211,5 +211,4 @@ void client_impl::maintain()
     top_up(); // after a backoff; it schedules the next upkeep
 }
 
-
 } // namespace cartesia::detail

@@ -36,8 +36,8 @@
 #include <boost/intrusive/list.hpp>
 #include <boost/system/error_code.hpp>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <limits>
 #include <list>
@@ -191,7 +191,8 @@ public:
     // server's close across the network. Zero: it may not idle at all.
     static pool_clock::duration retire_before(std::chrono::seconds server_timeout) noexcept
     {
-        const pool_clock::duration margin = std::max<pool_clock::duration>(std::chrono::seconds(1), server_timeout / 10);
+        const pool_clock::duration margin =
+            std::max<pool_clock::duration>(std::chrono::seconds(1), server_timeout / 10);
         return server_timeout > margin ? pool_clock::duration(server_timeout - margin) : pool_clock::duration::zero();
     }
 
@@ -409,7 +410,7 @@ private:
                 ? pool_clock::time_point::max()
                 : now + idle_timeout;
         c.retire_at = c.server_idle_limit >= pool_clock::time_point::max() - now ? pool_clock::time_point::max()
-                                                                                : now + c.server_idle_limit;
+                                                                                 : now + c.server_idle_limit;
         return true;
     }
 
@@ -441,7 +442,7 @@ private:
     std::size_t opening_ = 0;
     std::size_t closing_ = 0;
     std::size_t opened_total_ = 0;
-    unsigned failed_openings_ = 0;          // in a row: the warm minimum backs off
+    unsigned failed_openings_ = 0;           // in a row: the warm minimum backs off
     pool_clock::time_point warm_retry_at_{}; // after failures: when the minimum may be opened again
     bool closed_ = false;
 };

@@ -377,9 +377,8 @@ std::optional<std::size_t> bounded_number(std::string_view digits, std::size_t l
 {
     if (digits.size() >= 2 && digits.front() == '"' && digits.back() == '"') // a quoted-string is allowed
         digits = digits.substr(1, digits.size() - 2);
-    if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) {
-            return c >= '0' && c <= '9';
-        }))
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
         return std::nullopt;
     std::size_t value = 0;
     for (char c : digits)
@@ -393,7 +392,7 @@ std::optional<std::size_t> bounded_number(std::string_view digits, std::size_t l
 
 keep_alive_hint parse_keep_alive(std::string_view header) noexcept
 {
-    constexpr std::size_t a_day = 24 * 3600;
+    constexpr std::size_t a_day = std::size_t{24} * 3600;
     constexpr std::size_t a_million = 1000000;
     keep_alive_hint hint;
     while (!header.empty()) {

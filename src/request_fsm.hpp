@@ -55,14 +55,14 @@ using request_clock = std::chrono::steady_clock;
 
 enum class request_event_kind {
     start,
-    acquired,        // a connection; `reused` when it served an exchange before
-    acquire_failed,  // no connection: `error` says why (diagnostics already filled)
-    exchanged,       // the exchange ended: `outcome`
-    released,        // the connection is back with its source
-    backoff_ended,   // the wait before the next attempt is over (or was aborted)
-    deadline_passed, // the deadline of attempt number `attempt` passed
+    acquired,              // a connection; `reused` when it served an exchange before
+    acquire_failed,        // no connection: `error` says why (diagnostics already filled)
+    exchanged,             // the exchange ended: `outcome`
+    released,              // the connection is back with its source
+    backoff_ended,         // the wait before the next attempt is over (or was aborted)
+    deadline_passed,       // the deadline of attempt number `attempt` passed
     total_deadline_passed, // the deadline of the whole operation passed
-    cancelled,       // terminal or partial cancellation, or the client closed: `reason`
+    cancelled,             // terminal or partial cancellation, or the client closed: `reason`
 };
 
 struct request_event {
@@ -157,14 +157,14 @@ struct request_action {
     request_action_kind kind = request_action_kind::none;
     deadline_change deadline = deadline_change::keep;       // the attempt's: `timeout` from now
     deadline_change total_deadline = deadline_change::keep; // the operation's: at total_deadline()
-    std::chrono::milliseconds delay{}; // backoff
-    boost::system::error_code error{}; // complete
-    bool connection_used = false;      // release: an exchange ran on it (else it goes back as it came)
+    std::chrono::milliseconds delay{};                      // backoff
+    boost::system::error_code error{};                      // complete
+    bool connection_used = false; // release: an exchange ran on it (else it goes back as it came)
 };
 
 // What a request's algorithm needs to know of its configuration.
 struct request_settings {
-    std::chrono::milliseconds timeout{};   // of one attempt
+    std::chrono::milliseconds timeout{};                      // of one attempt
     std::optional<std::chrono::milliseconds> total_timeout{}; // of the whole operation
     // Shared by the requests of a client, which counts its requests and spends a
     // retry only when it allows; null: retries are bounded by max_attempts alone.

@@ -59,9 +59,8 @@ struct distant_fixture : server_fixture {
 // The client's io_context on a thread of its own, so that the test can wait on the
 // server's counts while the pool works in the background; stopped on destruction.
 struct running {
-    explicit running(asio::io_context& context) : io(context), guard(asio::make_work_guard(io)), thread([this] {
-                                                       io.run();
-                                                   })
+    explicit running(asio::io_context& context)
+        : io(context), guard(asio::make_work_guard(io)), thread([this] { io.run(); })
     {
     }
     ~running()
@@ -349,15 +348,15 @@ BOOST_FIXTURE_TEST_CASE(a_down_api_costs_about_240_requests_for_200_not_600, ser
     int completed = 0, spent = 0;
     std::vector<cartesia::diagnostics> diags(count);
     for (int i = 0; i < count; ++i) {
-        client.async_generate_token({}, diags[static_cast<std::size_t>(i)],
-                                    [&, i](error_code ec, const token_response&) {
-                                        BOOST_TEST(ec == error::server_error); // the failure as it is
-                                        if (diags[static_cast<std::size_t>(i)].client_message().find(
-                                                "retry budget is spent") != std::string::npos)
-                                            ++spent;
-                                        if (++completed == count)
-                                            client.close();
-                                    });
+        client.async_generate_token(
+            {}, diags[static_cast<std::size_t>(i)], [&, i](error_code ec, const token_response&) {
+                BOOST_TEST(ec == error::server_error); // the failure as it is
+                if (diags[static_cast<std::size_t>(i)].client_message().find("retry budget is spent") !=
+                    std::string::npos)
+                    ++spent;
+                if (++completed == count)
+                    client.close();
+            });
     }
     io.run();
     const std::size_t seen = server.requests_received();

@@ -24,10 +24,10 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <condition_variable>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -211,12 +211,13 @@ recorded_request test_server::impl::remember(const detail::connection& c, const 
         .body = request.body(),
         .connection = c.number,
         .on_connection = c.requests,
-        .idle_before = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                             c.idle_since),
+        .idle_before =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - c.idle_since),
     };
     for (const auto& field : request) {
         std::string name(field.name_string());
-        std::ranges::transform(name, name.begin(), [](unsigned char letter) { return static_cast<char>(std::tolower(letter)); });
+        std::ranges::transform(name, name.begin(),
+                               [](unsigned char letter) { return static_cast<char>(std::tolower(letter)); });
         record.headers.emplace(std::move(name), std::string(field.value()));
     }
     {

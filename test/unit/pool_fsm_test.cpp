@@ -356,7 +356,7 @@ BOOST_AUTO_TEST_CASE(the_idle_timeout_closes_only_connections_above_the_minimum)
     BOOST_TEST(expired[0] == &warm);
     BOOST_TEST((extra.status == connection_status::idle));
     BOOST_TEST((p.next_maintenance() == cd::pool_clock::time_point::max())); // nothing due: it stays
-    BOOST_TEST(p.remove(warm, t0 + 1s + idle_timeout) == nullptr); // no replacement: the minimum is there
+    BOOST_TEST(p.remove(warm, t0 + 1s + idle_timeout) == nullptr);           // no replacement: the minimum is there
     BOOST_TEST(p.expire_idle(t0 + 24h).empty());
 }
 
@@ -380,7 +380,7 @@ BOOST_AUTO_TEST_CASE(a_warm_connection_that_goes_is_replaced)
 BOOST_AUTO_TEST_CASE(failed_openings_back_off_and_come_back_one_probe_at_a_time)
 {
     const auto refused = make_error_code(boost::asio::error::connection_refused);
-    pool p(8, 3, [] () noexcept { return 0.0; }); // the longest delays: 500 ms, 1 s, 2 s, ...
+    pool p(8, 3, []() noexcept { return 0.0; }); // the longest delays: 500 ms, 1 s, 2 s, ...
     std::vector<pool::node*> first;
     while (pool::node* fresh = p.open_for_minimum(t0))
         first.push_back(fresh);
@@ -396,7 +396,7 @@ BOOST_AUTO_TEST_CASE(failed_openings_back_off_and_come_back_one_probe_at_a_time)
     BOOST_TEST(p.open_for_minimum(t0 + 2s - 1ms) == nullptr);
     pool::node* probe = p.open_for_minimum(t0 + 2s);
     BOOST_TEST_REQUIRE(probe != nullptr);
-    BOOST_TEST(p.open_for_minimum(t0 + 2s) == nullptr); // one probe at a time
+    BOOST_TEST(p.open_for_minimum(t0 + 2s) == nullptr);                      // one probe at a time
     BOOST_TEST((p.next_maintenance() == cd::pool_clock::time_point::max())); // the probe reports
     p.opened(*probe, refused, t0 + 2s, idle_timeout);
     BOOST_TEST(p.remove(*probe, t0 + 2s) == nullptr);
@@ -457,9 +457,9 @@ BOOST_AUTO_TEST_CASE(a_decreasing_max_as_apache_sends_it_gives_the_same_bound)
 
 BOOST_AUTO_TEST_CASE(keep_alive_timeout_retires_a_connection_before_the_server_would)
 {
-    BOOST_TEST((pool::retire_before(5s) == 4s));    // a second of margin
-    BOOST_TEST((pool::retire_before(60s) == 54s));  // a tenth
-    BOOST_TEST((pool::retire_before(1s) == 0s));    // no idle time at all
+    BOOST_TEST((pool::retire_before(5s) == 4s));   // a second of margin
+    BOOST_TEST((pool::retire_before(60s) == 54s)); // a tenth
+    BOOST_TEST((pool::retire_before(1s) == 0s));   // no idle time at all
     BOOST_TEST((pool::retire_before(0s) == 0s));
     pool p(2, 1); // retired even when it is the minimum: the server would close it anyway
     waiter w;

@@ -145,9 +145,9 @@ BOOST_AUTO_TEST_CASE(every_phase_receives_every_event)
                 const auto action = f.step(c.event);
                 if (!c.valid_in) {
                     // An interruption aborts what is pending, or there is nothing to abort.
-                    const bool pending = p == phase::acquiring || p == phase::exchanging || p == phase::releasing ||
-                                         (p == phase::backing_off &&
-                                          c.event.kind != cd::request_event_kind::deadline_passed);
+                    const bool pending =
+                        p == phase::acquiring || p == phase::exchanging || p == phase::releasing ||
+                        (p == phase::backing_off && c.event.kind != cd::request_event_kind::deadline_passed);
                     BOOST_TEST((action.kind == (pending ? action_kind::abort_pending : action_kind::none)));
                     BOOST_TEST(f.fsm.phase() == p); // the pending step's result moves it on
                 }
