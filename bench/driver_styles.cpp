@@ -196,7 +196,8 @@ public:
     // would then run inline.
     static void start(fake_source& source, const request_settings& settings, diagnostics& diag, result_handler handler)
     {
-        std::make_shared<loop_request>(source, settings, diag, std::move(handler))->run(events::start());
+        std::make_shared<loop_request>(source, settings, diag, std::move(handler))
+            ->run(events::start(request_clock::now()));
     }
 
 private:
@@ -206,7 +207,7 @@ private:
         switch (action.kind) {
         case request_action_kind::acquire:
             source_.async_acquire([self = shared_from_this()](error_code ec, bool reused) {
-                self->run(ec ? events::acquire_failed(ec) : events::acquired(reused));
+                self->run(ec ? events::acquire_failed(ec, request_clock::now()) : events::acquired(reused));
             });
             return;
         case request_action_kind::exchange:
@@ -217,7 +218,7 @@ private:
                                    });
             return;
         case request_action_kind::release:
-            source_.async_release([self = shared_from_this()] { self->run(events::released()); });
+            source_.async_release([self = shared_from_this()] { self->run(events::released(request_clock::now())); });
             return;
         case request_action_kind::backoff:
             if (!backoff_) // most requests never retry: the timer is made when one does
@@ -267,11 +268,12 @@ struct compose_request {
     // The initiation (phase initial) and the release's completion.
     template <class Self> void operator()(Self& self)
     {
-        run(self, fsm.phase() == request_phase::initial ? events::start() : events::released());
+        run(self, fsm.phase() == request_phase::initial ? events::start(request_clock::now())
+                                                        : events::released(request_clock::now()));
     }
     template <class Self> void operator()(Self& self, error_code ec, bool reused)
     {
-        run(self, ec ? events::acquire_failed(ec) : events::acquired(reused));
+        run(self, ec ? events::acquire_failed(ec, request_clock::now()) : events::acquired(reused));
     }
     template <class Self> void operator()(Self& self, attempt_outcome outcome, std::string minted)
     {
@@ -346,13 +348,13 @@ asio::awaitable<request_result> coroutine_request(fake_source& source, const req
     request_fsm fsm(settings, diag);
     std::string token;
     std::unique_ptr<asio::steady_timer> backoff;
-    request_event event = events::start();
+    request_event event = events::start(request_clock::now());
     for (;;) {
         const request_action action = fsm.resume(event);
         switch (action.kind) {
         case request_action_kind::acquire: {
             auto [ec, reused] = co_await source.async_acquire(asio::as_tuple(step));
-            event = ec ? events::acquire_failed(ec) : events::acquired(reused);
+            event = ec ? events::acquire_failed(ec, request_clock::now()) : events::acquired(reused);
             break;
         }
         case request_action_kind::exchange: {
@@ -363,7 +365,7 @@ asio::awaitable<request_result> coroutine_request(fake_source& source, const req
         }
         case request_action_kind::release:
             co_await source.async_release(step);
-            event = events::released();
+            event = events::released(request_clock::now());
             break;
         case request_action_kind::backoff:
             if (!backoff)

@@ -188,10 +188,14 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
 void client_impl::start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at)
 {
     auto& request = pooled(op);
-    const bool first =
-        which == deadline_kind::attempt ? attempt_deadlines_.watch(request, at) : total_deadlines_.watch(request, at);
-    if (first)
-        schedule(deadline_timer_, at, &client_impl::expire_deadlines);
+    if (which == deadline_kind::attempt)
+        attempt_deadlines_.watch(request, at);
+    else
+        total_deadlines_.watch(request, at);
+    // Not only when it is the first: a timer whose last wait failed to start (for
+    // want of memory) is set again by the next deadline.
+    schedule(deadline_timer_, std::min(attempt_deadlines_.next(), total_deadlines_.next()),
+             &client_impl::expire_deadlines);
 }
 
 void client_impl::stop_deadline(request_op& op, deadline_kind which)

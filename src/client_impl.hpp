@@ -106,7 +106,7 @@ private:
     void close_connection(pool_type::node& node);
     void remove_connection(pool_type::node& node);
     // An idle connection joined the idle stack: its expiry, and its watch.
-    void became_idle(pool_type::node& node);
+    void became_idle(pool_type::node& node) noexcept;
     // A warm pool watches its idle connections, to replace at once one the server
     // closes. Only a warm pool: otherwise a request finds such a connection stale
     // and moves past it for nothing, and watching would cost every token a wait.

@@ -144,6 +144,7 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
         co_return fail(diag, ec, "TLS handshake with " + where.host_header + " failed");
     }
     response_.keep_alive = true;
+    response_.complete = true; // at a record boundary: close_quietly() keeps the session resumable
     co_return error_code{};
 }
 
@@ -175,6 +176,11 @@ bool connection::still_good_while_idle() noexcept
     }
     error_code ignored; // a socket that cannot go back to blocking mode fails its next operation
     socket.non_blocking(false, ignored);
+    // A record that asks for an answer (a TLS 1.3 KeyUpdate, a TLS 1.2 renegotiation)
+    // needs a write, which a non-blocking socket may have cut short: not worth the risk.
+    SSL* handle = stream_.native_handle();
+    if (SSL_get_key_update_type(handle) != SSL_KEY_UPDATE_NONE || SSL_renegotiate_pending(handle) != 0)
+        return false;
     return got == 0 && ec == asio::error::would_block;
 }
 

@@ -142,8 +142,8 @@ struct response_state {                // NOLINT(cppcoreguidelines-pro-type-memb
     std::optional<std::pmr::monotonic_buffer_resource> arena_resource;
     std::optional<token_response_parser> parser; // the response being read, in the arena
     bool keep_alive = false;                     // another exchange may follow on this connection
-    bool complete = false;                       // the last exchange read a whole response
-    keep_alive_hint server_hint;                 // the last whole response's Keep-Alive header
+    bool complete = false; // at a record boundary: the handshake done, and the last exchange read a whole response
+    keep_alive_hint server_hint; // the last whole response's Keep-Alive header
 };
 
 // Parses what `buffer` holds into `parser`. Returns need_more while the message

@@ -44,6 +44,7 @@ void client_impl::open_connection(pool_type::node* node)
     node->link.emplace(strand(), tls_);
     auto task = std::make_shared<opening>(strand());
     task->deadline.expires_at(time_after(request_clock::now(), config_.timeout));
+    auto work = open(*node->link, task->diag);
     task->deadline.async_wait([self = shared_from_this(), node, task](error_code ec) {
         if (ec || task->now != opening::phase::in_progress)
             return; // ended in time (its cancel may come after an expiry already queued)
@@ -52,24 +53,32 @@ void client_impl::open_connection(pool_type::node* node)
             self->resolver_->cancel();
         node->link->abort(); // the task ends in opened()
     });
-    asio::co_spawn(strand(), open(*node->link, task->diag),
-                   [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
-                       if (failure) // only allocation failures can get here
-                           ec = make_error_code(boost::system::errc::not_enough_memory);
-                       else if (task->now == opening::phase::timed_out) {
-                           // Not the abort it caused (nobody cancelled), nor the failed
-                           // step's message, which the abort wrote; and a handshake that
-                           // completed as the deadline passed left a connection that
-                           // abort() closed: a failure too.
-                           ec = asio::error::timed_out;
-                           diagnostics_access::set_client_message(
-                               task->diag, "no connection to " + self->where_.host_header + " within " +
-                                               std::to_string(self->config_.timeout.count()) + " ms");
-                       }
-                       task->now = opening::phase::ended;
-                       task->deadline.cancel();
-                       self->opened(*node, ec, task->diag);
-                   });
+    try {
+        asio::co_spawn(strand(), std::move(work),
+                       [self = shared_from_this(), node, task](const std::exception_ptr& failure, error_code ec) {
+                           if (failure) // only allocation failures can get here
+                               ec = make_error_code(boost::system::errc::not_enough_memory);
+                           else if (task->now == opening::phase::timed_out) {
+                               // Not the abort it caused (nobody cancelled), nor the failed
+                               // step's message, which the abort wrote; and a handshake that
+                               // completed as the deadline passed left a connection that
+                               // abort() closed: a failure too.
+                               ec = asio::error::timed_out;
+                               diagnostics_access::set_client_message(
+                                   task->diag, "no connection to " + self->where_.host_header + " within " +
+                                                   std::to_string(self->config_.timeout.count()) + " ms");
+                           }
+                           task->now = opening::phase::ended;
+                           task->deadline.cancel();
+                           self->opened(*node, ec, task->diag);
+                       });
+    } catch (...) {
+        // Nothing started: the deadline's handler must not abort a node its caller
+        // is about to remove.
+        task->now = opening::phase::ended;
+        task->deadline.cancel();
+        throw;
+    }
 }
 
 asio::awaitable<error_code> client_impl::open(connection& link, diagnostics& diag)
@@ -99,7 +108,8 @@ void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics
     }
     if (answer.to == nullptr)
         became_idle(node);
-    top_up(); // after failures the minimum comes back one probe at a time: this one made it
+    if (pool_.min_connections() > 0)
+        top_up(); // after failures the minimum comes back one probe at a time: this one made it
 }
 
 void client_impl::top_up()
@@ -128,20 +138,25 @@ void client_impl::remove_connection(pool_type::node& node)
         schedule(upkeep_timer_, pool_.next_maintenance(), &client_impl::maintain); // a backoff, maybe
 }
 
-void client_impl::became_idle(pool_type::node& node)
+void client_impl::became_idle(pool_type::node& node) noexcept
 {
-    schedule(upkeep_timer_, pool_.next_maintenance_after_idle(node), &client_impl::maintain);
-    if (pool_.min_connections() > 0)
-        watch_idle(node);
+    // Releasing never fails: should either wait fail to start for want of memory,
+    // the connection idles on, unwatched or expiring at the next upkeep.
+    try {
+        schedule(upkeep_timer_, pool_.next_maintenance_after_idle(node), &client_impl::maintain);
+        if (pool_.min_connections() > 0)
+            watch_idle(node);
+    } catch (const std::bad_alloc&) {
+    }
 }
 
 void client_impl::watch_idle(pool_type::node& node)
 {
     if (node.watched)
         return; // the watch of its last idle period has not ended yet; it goes on
-    node.watched = true;
     node.link->async_wait_readable(
         [self = shared_from_this(), &node](error_code ec) { self->idle_watch_ended(node, ec); });
+    node.watched = true; // only once it is pending: its removal waits for it
 }
 
 void client_impl::idle_watch_ended(pool_type::node& node, error_code ec)
@@ -164,7 +179,7 @@ void client_impl::idle_watch_ended(pool_type::node& node, error_code ec)
         // The server closed it (most often: its keep-alive timeout), or said
         // something unasked. Replaced now, not when a request would have found it
         // stale.
-        pool_.retire(node);
+        pool_.retire(node, request_clock::now());
         close_connection(node);
         return;
     case connection_status::opening:
@@ -193,8 +208,8 @@ void client_impl::schedule(pool_timer& which, asio::steady_timer::time_point at,
 {
     if (at >= which.armed_for || pool_.closed())
         return; // the timer will be there in time
-    which.armed_for = at;
     which.timer.expires_at(at);
+    which.armed_for = asio::steady_timer::time_point::max(); // until the wait is pending: it may fail to start
     which.timer.async_wait([weak = weak_from_this(), &which, on_expiry](error_code ec) {
         auto self = weak.lock();
         if (!self || ec)
@@ -202,6 +217,7 @@ void client_impl::schedule(pool_timer& which, asio::steady_timer::time_point at,
         which.armed_for = asio::steady_timer::time_point::max();
         (self.get()->*on_expiry)();
     });
+    which.armed_for = at;
 }
 
 void client_impl::maintain()

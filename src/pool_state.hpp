@@ -14,7 +14,7 @@
 // The pool opens connections itself, one task per connection (Boost.MySQL's
 // node): a request only ever acquires, releases and leaves the queue. It opens a
 // connection when a waiter has none coming: while there is room, the number of
-// connections opening never exceeds the number of waiters.
+// connections opening for the queue never exceeds the number of waiters.
 //
 // The warm minimum: while fewer than `min_connections` are open or opening, the
 // pool opens more for nobody in particular (open_for_minimum()), and the idle
@@ -63,6 +63,7 @@ template <class Connection> struct pool_node {
     connection_status status = connection_status::opening;
     pool_clock::time_point idle_until{}; // while idle: when the idle timeout closes it (above the minimum)
     pool_clock::time_point retire_at{};  // while idle: when it is closed anyway, before the server would
+    pool_clock::time_point opened_at{};  // when its opening succeeded
     std::size_t exchanges = 0;           // requests it has carried
     // What the server's Keep-Alive hints allow: requests in all, and time idle.
     std::size_t request_limit = std::numeric_limits<std::size_t>::max();
@@ -173,9 +174,10 @@ public:
     }
 
     // After an exchange over `c` that ended with a response carrying `hint`: one
-    // more request carried, and what the server says of the rest. `max` counts
-    // from this response on, this one included: Apache sends max=100, 99, ... and
-    // others the same number each time; either way the smallest bound wins.
+    // more request carried, and what the server says of the rest. `max` is read as
+    // counting this response's request: Apache means the requests after it (one
+    // more than this allows), others the same number on every response; reading
+    // it so is the safe side of both, and the smallest bound seen wins.
     void exchanged(node& c, const keep_alive_hint& hint) noexcept
     {
         BOOST_ASSERT(c.status == connection_status::in_use);
@@ -216,10 +218,7 @@ public:
         }
         if (failure) {
             set_status(c, connection_status::closing);
-            ++failed_openings_;
-            // A double is exact enough here and cannot overflow: retry_delay caps it.
-            const double jitter = jitter_ ? jitter_() : 0.5;
-            warm_retry_at_ = now + retry_delay(std::min<unsigned>(failed_openings_ - 1, 16), jitter, std::nullopt);
+            note_failed_opening(now);
             opened_answer answer;
             if (waiter* next = pop_waiter()) {
                 next->failure = failure;
@@ -229,6 +228,7 @@ public:
         }
         failed_openings_ = 0;
         warm_retry_at_ = {};
+        c.opened_at = now;
         if (waiter* next = pop_waiter()) {
             set_status(c, connection_status::in_use);
             next->handed = &c;
@@ -266,13 +266,21 @@ public:
     }
 
     // An idle connection the server closed (or spoke on, which HTTP/1.1 does not
-    // allow): now closing; the caller closes it and calls remove().
-    void retire(node& c)
+    // allow): now closing; the caller closes it and calls remove(). One that dies
+    // unused soon after it opened counts as a failed opening: a server that
+    // completes the handshake and hangs up (a load balancer at capacity) must see
+    // the backoff too, not a handshake per round trip.
+    void retire(node& c, pool_clock::time_point now)
     {
         BOOST_ASSERT(c.status == connection_status::idle);
         idle_.erase(std::find(idle_.begin(), idle_.end(), &c));
         set_status(c, connection_status::closing);
+        if (c.exchanges == 0 && now - c.opened_at < died_young)
+            note_failed_opening(now);
     }
+
+    // How long a connection must live unused for its end not to count as a failure.
+    static constexpr std::chrono::seconds died_young{2};
 
     // --- time and shutdown ---------------------------------------------------
 
@@ -301,7 +309,8 @@ public:
 
     // When the pool next has something to do on its own: an idle connection to
     // close (see expire_idle()), or the warm minimum's backoff ending. max() when
-    // nothing is due. Linear in the idle connections; called when the timer fires.
+    // nothing is due. Linear in the idle connections: called when the upkeep timer
+    // fires and after a connection is removed, not per request.
     pool_clock::time_point next_maintenance() const noexcept
     {
         pool_clock::time_point next = pool_clock::time_point::max();
@@ -391,6 +400,15 @@ private:
         waiters_.pop_front();
         --waiting_;
         return &next;
+    }
+
+    // The warm minimum backs off: retry_delay's steps (0.5 s, 1 s, 2 s, ... 8 s,
+    // jittered), counted in failures in a row.
+    void note_failed_opening(pool_clock::time_point now) noexcept
+    {
+        ++failed_openings_;
+        const double jitter = jitter_ ? jitter_() : 0.5;
+        warm_retry_at_ = now + retry_delay(failed_openings_ - 1, jitter, std::nullopt);
     }
 
     // False, and no change, when the idle stack cannot grow for want of memory:

@@ -210,7 +210,7 @@ request_action request_fsm::interrupt(const request_event& event)
             return {}; // not started (its deadline starts with it), or told already
         // A step that an attempt's deadline aborted already is still ending: its
         // result is read as the total deadline's now, with nothing more to abort.
-        const bool aborted_already = interruption_ == interruption::deadline;
+        const bool aborted_already = interruption_ == interruption::deadline && phase_ != request_phase::backing_off;
         interruption_ = interruption::total;
         if (aborted_already)
             return {};

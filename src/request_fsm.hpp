@@ -86,7 +86,7 @@ inline request_event of(request_event_kind kind) noexcept
     e.kind = kind;
     return e;
 }
-inline request_event start(request_clock::time_point now = {}) noexcept
+inline request_event start(request_clock::time_point now) noexcept
 {
     auto e = of(request_event_kind::start);
     e.now = now;
@@ -98,7 +98,7 @@ inline request_event acquired(bool reused) noexcept
     e.reused = reused;
     return e;
 }
-inline request_event acquire_failed(boost::system::error_code error, request_clock::time_point now = {}) noexcept
+inline request_event acquire_failed(boost::system::error_code error, request_clock::time_point now) noexcept
 {
     auto e = of(request_event_kind::acquire_failed);
     e.error = error;
@@ -111,7 +111,7 @@ inline request_event exchanged(const attempt_outcome& outcome) noexcept
     e.outcome = outcome;
     return e;
 }
-inline request_event released(request_clock::time_point now = {}) noexcept
+inline request_event released(request_clock::time_point now) noexcept
 {
     auto e = of(request_event_kind::released);
     e.now = now;

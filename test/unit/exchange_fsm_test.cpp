@@ -81,7 +81,7 @@ run_result run(beast::test::fail_count& failures, unsigned max_attempts, bool fi
 
     run_result result;
     cd::attempt_outcome facts;
-    cd::request_event event = ev::start();
+    cd::request_event event = ev::start(cd::request_clock::now());
     for (int steps = 0; steps < 100; ++steps) {
         const auto action = fsm.resume(event);
         switch (action.kind) {
@@ -106,7 +106,7 @@ run_result run(beast::test::fail_count& failures, unsigned max_attempts, bool fi
         }
         case action_kind::release:
             current.reset();
-            event = ev::released();
+            event = ev::released(cd::request_clock::now());
             continue;
         case action_kind::backoff:
             event = ev::backoff_ended();

@@ -364,10 +364,10 @@ BOOST_AUTO_TEST_CASE(a_warm_connection_that_goes_is_replaced)
 {
     pool p(4, 2);
     const auto warm = warm_up(p, t0);
-    // The server closed one (the driver's watch saw it).
-    p.retire(*warm[0]);
+    // The server closed one after a while (the driver's watch saw it).
+    p.retire(*warm[0], t0 + 30s);
     BOOST_TEST(p.live_count() == 1u);
-    pool::node* replacement = p.remove(*warm[0], t0);
+    pool::node* replacement = p.remove(*warm[0], t0 + 30s);
     BOOST_TEST_REQUIRE(replacement != nullptr);
     BOOST_TEST((replacement->status == connection_status::opening));
     // One that a request found unusable, too.
@@ -408,6 +408,24 @@ BOOST_AUTO_TEST_CASE(failed_openings_back_off_and_come_back_one_probe_at_a_time)
     BOOST_TEST(p.failed_openings() == 0u);
     BOOST_TEST(warm_up(p, t0 + 6s).size() == 2u);
     BOOST_TEST(p.live_count() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_connection_that_dies_unused_as_it_opens_counts_as_a_failed_opening)
+{
+    // A server that completes the handshake and hangs up at once must see the backoff.
+    pool p(4, 1, []() noexcept { return 0.0; });
+    pool::node& first = *warm_up(p, t0).front();
+    p.retire(first, t0 + 100ms);
+    BOOST_TEST(p.failed_openings() == 1u);
+    BOOST_TEST(p.remove(first, t0 + 100ms) == nullptr);
+    BOOST_TEST((p.next_maintenance() == t0 + 100ms + 500ms));
+    // One that lived a while before the server closed it is replaced at once.
+    pool::node* probe = p.open_for_minimum(t0 + 600ms);
+    BOOST_REQUIRE(probe != nullptr);
+    p.opened(*probe, {}, t0 + 600ms, idle_timeout);
+    p.retire(*probe, t0 + 600ms + cd::pool_state<int>::died_young);
+    BOOST_TEST(p.failed_openings() == 0u);
+    BOOST_TEST(p.remove(*probe, t0 + 600ms + cd::pool_state<int>::died_young) != nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(the_backoff_does_not_hold_back_requests)

@@ -64,6 +64,9 @@ cd::attempt_outcome outcome_of(error_code ec, unsigned status = 0, bool response
 
 const error_code refused = asio::error::connection_refused;
 
+// When the events happen, for the tests whose timing does not matter.
+const cd::request_clock::time_point t_start{std::chrono::hours(1)};
+
 // An fsm with its diagnostics, and the steps that take it to each phase.
 struct fixture {
     cartesia::diagnostics diag;
@@ -79,11 +82,11 @@ struct fixture {
     {
         if (target == phase::initial)
             return;
-        BOOST_REQUIRE(step(ev::start()).kind == action_kind::acquire);
+        BOOST_REQUIRE(step(ev::start(t_start)).kind == action_kind::acquire);
         if (target == phase::acquiring)
             return;
         if (target == phase::backing_off) {
-            BOOST_REQUIRE(step(ev::acquire_failed(refused)).kind == action_kind::backoff);
+            BOOST_REQUIRE(step(ev::acquire_failed(refused, t_start)).kind == action_kind::backoff);
             return;
         }
         BOOST_REQUIRE(step(ev::acquired(reused)).kind == action_kind::exchange);
@@ -92,7 +95,7 @@ struct fixture {
         BOOST_REQUIRE(step(ev::exchanged(outcome_of({}, 200))).kind == action_kind::release);
         if (target == phase::releasing)
             return;
-        BOOST_REQUIRE(step(ev::released()).kind == action_kind::complete);
+        BOOST_REQUIRE(step(ev::released(t_start)).kind == action_kind::complete);
         BOOST_REQUIRE(target == phase::done);
     }
 };
@@ -110,14 +113,14 @@ struct event_case {
 std::vector<event_case> all_events()
 {
     return {
-        {"start", ev::start(), phase::initial},
+        {"start", ev::start(t_start), phase::initial},
         {"acquired", ev::acquired(false), phase::acquiring},
         {"acquired(reused)", ev::acquired(true), phase::acquiring},
-        {"acquire_failed", ev::acquire_failed(refused), phase::acquiring},
+        {"acquire_failed", ev::acquire_failed(refused, t_start), phase::acquiring},
         {"exchanged(token)", ev::exchanged(outcome_of({}, 200)), phase::exchanging},
         {"exchanged(503)", ev::exchanged(outcome_of(error::server_error, 503)), phase::exchanging},
         {"exchanged(eof)", ev::exchanged(outcome_of(asio::error::eof)), phase::exchanging},
-        {"released", ev::released(), phase::releasing},
+        {"released", ev::released(t_start), phase::releasing},
         {"backoff_ended", ev::backoff_ended(), phase::backing_off},
         {"deadline_passed", ev::deadline_passed(1), std::nullopt},
         {"total_deadline_passed", ev::total_deadline_passed(), std::nullopt},
@@ -159,13 +162,13 @@ BOOST_AUTO_TEST_CASE(every_phase_receives_every_event)
 BOOST_AUTO_TEST_CASE(a_token_takes_one_attempt)
 {
     fixture f;
-    auto a = f.step(ev::start());
+    auto a = f.step(ev::start(t_start));
     BOOST_TEST((a.kind == action_kind::acquire && a.deadline == cd::deadline_change::start));
     BOOST_TEST(f.diag.attempts() == 1u);
     BOOST_TEST((f.step(ev::acquired(false)).kind == action_kind::exchange));
     a = f.step(ev::exchanged(outcome_of({}, 200)));
     BOOST_TEST((a.kind == action_kind::release && a.connection_used));
-    a = f.step(ev::released());
+    a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::complete && a.deadline == cd::deadline_change::stop));
     BOOST_TEST(!a.error);
     BOOST_TEST((f.fsm.phase() == phase::done));
@@ -176,17 +179,17 @@ BOOST_AUTO_TEST_CASE(retryable_failures_back_off_then_start_a_new_attempt)
     fixture f(3);
     f.to(phase::exchanging);
     BOOST_TEST((f.step(ev::exchanged(outcome_of(error::server_error, 503))).kind == action_kind::release));
-    auto a = f.step(ev::released());
+    auto a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::backoff && a.deadline == cd::deadline_change::stop));
     BOOST_TEST(a.delay == 500ms); // retry 0, jitter 0
     a = f.step(ev::backoff_ended());
     BOOST_TEST((a.kind == action_kind::acquire && a.deadline == cd::deadline_change::start));
     BOOST_TEST(f.fsm.attempt() == 2u);
     BOOST_TEST(f.diag.attempts() == 2u);
-    BOOST_TEST((f.step(ev::acquire_failed(refused)).kind == action_kind::backoff));
+    BOOST_TEST((f.step(ev::acquire_failed(refused, t_start)).kind == action_kind::backoff));
     BOOST_TEST((f.step(ev::backoff_ended()).kind == action_kind::acquire));
     // The last attempt's failure is the result.
-    a = f.step(ev::acquire_failed(refused));
+    a = f.step(ev::acquire_failed(refused, t_start));
     BOOST_TEST((a.kind == action_kind::complete));
     BOOST_TEST(a.error == refused);
     BOOST_TEST(f.fsm.attempt() == 3u);
@@ -199,7 +202,7 @@ BOOST_AUTO_TEST_CASE(a_server_delay_sets_the_backoff)
     auto outcome = outcome_of(error::rate_limited, 429);
     outcome.retry_after = 1234ms;
     f.step(ev::exchanged(outcome));
-    const auto a = f.step(ev::released());
+    const auto a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::backoff));
     BOOST_TEST(a.delay == 1234ms);
 }
@@ -214,7 +217,7 @@ BOOST_AUTO_TEST_CASE(failures_that_are_not_retryable_complete_at_once)
             f.to(phase::exchanging);
             const unsigned status = ec == error::unauthorized ? 401 : 0;
             f.step(ev::exchanged(outcome_of(ec, status, ec != error::unauthorized)));
-            const auto a = f.step(ev::released());
+            const auto a = f.step(ev::released(t_start));
             BOOST_TEST((a.kind == action_kind::complete));
             BOOST_TEST(a.error == ec);
         }
@@ -227,7 +230,7 @@ BOOST_AUTO_TEST_CASE(a_stale_reused_connection_moves_on_without_a_retry)
     f.to(phase::exchanging, /*reused=*/true);
     auto a = f.step(ev::exchanged(outcome_of(asio::error::eof)));
     BOOST_TEST((a.kind == action_kind::release && a.connection_used));
-    a = f.step(ev::released());
+    a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::acquire && a.deadline == cd::deadline_change::keep));
     BOOST_TEST(f.fsm.attempt() == 1u);
     BOOST_TEST(f.fsm.stale_moves() == 1u);
@@ -235,7 +238,7 @@ BOOST_AUTO_TEST_CASE(a_stale_reused_connection_moves_on_without_a_retry)
     // A fresh connection failing the same way is the attempt's failure.
     BOOST_TEST((f.step(ev::acquired(false)).kind == action_kind::exchange));
     f.step(ev::exchanged(outcome_of(asio::error::eof)));
-    a = f.step(ev::released());
+    a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::complete));
     BOOST_TEST(a.error == asio::error::eof);
 }
@@ -245,7 +248,7 @@ BOOST_AUTO_TEST_CASE(a_reused_connection_that_began_to_answer_is_not_stale)
     fixture f(1);
     f.to(phase::exchanging, /*reused=*/true);
     f.step(ev::exchanged(outcome_of(error::bad_response, 0, /*response_started=*/true)));
-    const auto a = f.step(ev::released());
+    const auto a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::complete));
     BOOST_TEST(a.error == error::bad_response);
     BOOST_TEST(f.fsm.stale_moves() == 0u);
@@ -261,16 +264,17 @@ BOOST_AUTO_TEST_CASE(a_deadline_turns_the_failure_it_causes_into_a_retryable_tim
             BOOST_TEST((f.step(ev::deadline_passed(1)).kind == action_kind::abort_pending));
             BOOST_TEST((f.step(ev::deadline_passed(1)).kind == action_kind::none)); // once is enough
             if (p == phase::acquiring) {
-                BOOST_TEST((f.step(ev::acquire_failed(asio::error::operation_aborted)).kind == action_kind::backoff));
+                BOOST_TEST(
+                    (f.step(ev::acquire_failed(asio::error::operation_aborted, t_start)).kind == action_kind::backoff));
             } else {
                 // Not a stale connection, even though no response byte came: the deadline closed it.
                 f.step(ev::exchanged(outcome_of(asio::error::operation_aborted)));
-                BOOST_TEST((f.step(ev::released()).kind == action_kind::backoff));
+                BOOST_TEST((f.step(ev::released(t_start)).kind == action_kind::backoff));
             }
             BOOST_TEST(f.diag.client_message() == "no complete response within 1000 ms");
             BOOST_TEST((f.step(ev::backoff_ended()).kind == action_kind::acquire));
             f.step(ev::deadline_passed(2));
-            const auto a = f.step(ev::acquire_failed(asio::error::operation_aborted));
+            const auto a = f.step(ev::acquire_failed(asio::error::operation_aborted, t_start));
             BOOST_TEST((a.kind == action_kind::complete));
             BOOST_TEST(a.error == error::timeout);
         }
@@ -286,7 +290,7 @@ BOOST_AUTO_TEST_CASE(a_late_deadline_of_an_earlier_attempt_is_ignored)
     BOOST_TEST((f.step(ev::deadline_passed(1)).kind == action_kind::none)); // attempt 1's
     BOOST_TEST((f.step(ev::acquired(false)).kind == action_kind::exchange));
     f.step(ev::exchanged(outcome_of({}, 200)));
-    const auto a = f.step(ev::released());
+    const auto a = f.step(ev::released(t_start));
     BOOST_TEST(!a.error);
 }
 
@@ -295,7 +299,7 @@ BOOST_AUTO_TEST_CASE(a_deadline_while_releasing_a_token_keeps_the_token)
     fixture f;
     f.to(phase::releasing);
     BOOST_TEST((f.step(ev::deadline_passed(1)).kind == action_kind::abort_pending)); // a slow TLS shutdown
-    const auto a = f.step(ev::released());
+    const auto a = f.step(ev::released(t_start));
     BOOST_TEST((a.kind == action_kind::complete));
     BOOST_TEST(!a.error);
 }
@@ -310,7 +314,7 @@ BOOST_AUTO_TEST_CASE(a_connection_handed_over_as_the_wait_is_aborted_goes_back_u
             f.step(cancelled ? ev::cancelled("the client was closed") : ev::deadline_passed(1));
             auto a = f.step(ev::acquired(true));
             BOOST_TEST((a.kind == action_kind::release && !a.connection_used));
-            a = f.step(ev::released());
+            a = f.step(ev::released(t_start));
             if (cancelled) {
                 BOOST_TEST((a.kind == action_kind::complete));
                 BOOST_TEST(a.error == asio::error::operation_aborted);
@@ -337,10 +341,10 @@ BOOST_AUTO_TEST_CASE(a_cancellation_ends_every_phase_with_operation_aborted)
                 switch (p) {
                 case phase::acquiring:
                     a = f.step(step_succeeds ? ev::acquired(false)
-                                             : ev::acquire_failed(asio::error::operation_aborted));
+                                             : ev::acquire_failed(asio::error::operation_aborted, t_start));
                     if (step_succeeds) {
                         BOOST_TEST((a.kind == action_kind::release));
-                        a = f.step(ev::released());
+                        a = f.step(ev::released(t_start));
                     }
                     break;
                 case phase::exchanging:
@@ -348,11 +352,11 @@ BOOST_AUTO_TEST_CASE(a_cancellation_ends_every_phase_with_operation_aborted)
                     a = f.step(ev::exchanged(step_succeeds ? outcome_of({}, 200)
                                                            : outcome_of(asio::error::operation_aborted)));
                     BOOST_TEST((a.kind == action_kind::release));
-                    a = f.step(ev::released());
+                    a = f.step(ev::released(t_start));
                     break;
                 case phase::releasing:
                 case phase::backing_off:
-                    a = f.step(p == phase::releasing ? ev::released() : ev::backoff_ended());
+                    a = f.step(p == phase::releasing ? ev::released(t_start) : ev::backoff_ended());
                     break;
                 default:
                     break;
@@ -371,7 +375,7 @@ BOOST_AUTO_TEST_CASE(cancelled_before_it_starts)
 {
     fixture f;
     BOOST_TEST((f.step(ev::cancelled("the client was closed")).kind == action_kind::none));
-    const auto a = f.step(ev::start());
+    const auto a = f.step(ev::start(t_start));
     BOOST_TEST((a.kind == action_kind::complete));
     BOOST_TEST(a.error == asio::error::operation_aborted);
     BOOST_TEST(f.diag.client_message() == "the client was closed");
@@ -384,7 +388,7 @@ BOOST_AUTO_TEST_CASE(the_diagnostics_tell_the_last_attempt)
     f.to(phase::exchanging);
     cartesia::detail::diagnostics_access::set_client_message(f.diag, "from attempt 1");
     f.step(ev::exchanged(outcome_of(error::server_error, 503)));
-    f.step(ev::released());
+    f.step(ev::released(t_start));
     f.step(ev::backoff_ended());
     BOOST_TEST(f.diag.client_message().empty()); // cleared for attempt 2
     BOOST_TEST(f.diag.attempts() == 2u);
