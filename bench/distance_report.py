@@ -7,12 +7,15 @@ usage: distance_report.py RESULTS.jsonl OUT.md OUT.svg"""
 import json
 import sys
 
+import svg_util
+
 # scenario: (label, goal) where goal is None (a reference row), "pooled" (p50 <= RTT + 1),
 # "warm" (p50 and p99 <= RTT + 2) or "oneshot" (p50 <= libcurl-new-1's p50).
 SCENARIOS = [
     ("pooled-1", "pooled, concurrency 1", "pooled"),
     ("pooled-16", "pooled, concurrency 16", "pooled"),
     ("libcurl-1", "libcurl keep-alive, concurrency 1", None),
+    ("libcurl-16", "libcurl keep-alive, concurrency 16", None),
     ("first-token-min0", "first token, min_connections 0", None),
     ("first-token-min1", "first token, min_connections 1", "warm"),
     ("after-idle-min0", "after 3 s idle (nginx closed at 2 s), min 0", None),
@@ -21,6 +24,7 @@ SCENARIOS = [
     ("after-idle-hint-min1", "after 3 s idle, Keep-Alive: timeout=2, min 1", "warm"),
     ("oneshot-1", "one-shot, concurrency 1", "oneshot"),
     ("libcurl-new-1", "libcurl, new connection per token, c=1", None),
+    ("libcurl-new-full-1", "libcurl, the same without TLS resumption", None),
 ]
 
 
@@ -95,8 +99,7 @@ def chart(rows, rtts, path):
     label_w, panel_w, bar_h, top_pad = 300, 300, 16, 50
     height = top_pad + len(present) * (bar_h + 8) + 50
     width = label_w + len(rtts) * (panel_w + 40)
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="12">', f'<rect width="{width}" height="{height}" fill="white"/>']
+    svg = svg_util.start(width, height)
     for i, (_, label, _) in enumerate(present):
         y = top_pad + i * (bar_h + 8) + bar_h - 4
         svg.append(f'<text x="{label_w - 8}" y="{y}" text-anchor="end">{label}</text>')
@@ -138,14 +141,11 @@ def chart(rows, rtts, path):
     legend_y = height - 14
     for j, (colour, text) in enumerate((("#2ca02c", "goal met"), ("#d62728", "goal not met"),
                                         ("#7f7f7f", "reference (no goal)"))):
-        svg.append(f'<rect x="{label_w + j * 160}" y="{legend_y - 10}" width="12" height="12" fill="{colour}"/>')
-        svg.append(f'<text x="{label_w + j * 160 + 16}" y="{legend_y}">{text}</text>')
+        svg_util.legend_entry(svg, label_w + j * 160, legend_y, colour, text)
     svg.append(f'<line x1="{label_w + 480}" y1="{legend_y - 10}" x2="{label_w + 480}" y2="{legend_y + 2}" '
                f'stroke="red" stroke-width="2"/>')
     svg.append(f'<text x="{label_w + 486}" y="{legend_y}">goal</text>')
-    svg.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(svg) + "\n")
+    svg_util.write(svg, path)
 
 
 if __name__ == "__main__":
