@@ -67,7 +67,7 @@ def targets(rows):
     oneshot1, s_time = pick(rows, "cartesia-oneshot", 1), pick(rows, "openssl-s_time-new")
     line("one-shot c=1 CPU/token vs s_time -new per handshake", ratio(cpu(oneshot1), cpu(s_time)), 1.2)
     s_time_www = pick(rows, "openssl-s_time-new-www")
-    if s_time_www:
+    if s_time_www and oneshot1:
         out.append(f"- for reference, one-shot c=1 CPU/token vs s_time -new -www (handshake + one HTTP request): "
                    f"{ratio(cpu(oneshot1), cpu(s_time_www)):.2f}")
     resumed, oneshot8 = pick(rows, "cartesia-pooled-resumed"), pick(rows, "cartesia-oneshot", 8)
