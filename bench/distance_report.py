@@ -47,7 +47,7 @@ def goal(rows, kind, rtt):
         curl = find(rows, "libcurl-new-1", rtt)
         if curl:
             limit = curl["latency_ms"]["p50"]
-            return f"p50 <= libcurl's {limit:.1f}", limit, None
+            return f"p50 <= libcurl's {limit:.2f}", limit, None
     return None
 
 
@@ -74,7 +74,7 @@ def table(rows, rtts):
             row = find(rows, scenario, rtt)
             limits = goal(rows, kind, rtt)
             lat = row["latency_ms"] if row else {}
-            cells += [f"{lat['p50']:.1f}" if row else "-", f"{lat['p99']:.1f}" if row else "-",
+            cells += [f"{lat['p50']:.2f}" if row else "-", f"{lat['p99']:.2f}" if row else "-",
                       limits[0] if limits else "", verdict(row, limits)]
         if any(find(rows, scenario, rtt) for rtt in rtts):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
