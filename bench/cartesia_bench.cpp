@@ -5,6 +5,9 @@
 // counts: tokens, errors, latency (in a constant-memory histogram), the process's
 // CPU time, heap allocations and connections opened. --progress S prints a line to
 // stderr every S seconds (and one at the end of the window), for bench/soak.
+// Two more modes time one token at a time, as a user feels it, for bench/distance:
+// first-token (a new client, --wait-ms, then its first token) and after-idle (one
+// client, a token, --wait-ms of idleness, then the timed token), --repeat times each.
 // Without --target it starts the local test server as a child process.
 #include "counting_malloc.hpp"
 #include "latency_histogram.hpp"
@@ -18,6 +21,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -25,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <csignal>
 #include <sys/resource.h>
@@ -47,14 +52,26 @@ struct options {
     std::uint64_t tokens = 0; // 0: no limit but the duration
     double progress_s = 0;    // 0: no progress lines
     bool json = false;
+    std::size_t min_connections = 0; // client_config::min_connections (pooled modes)
+    std::uint64_t wait_ms = 0;       // first-token, after-idle: the wait before the timed token
+    std::uint64_t repeat = 20;       // first-token, after-idle: the timed tokens
+    bool exact = false;              // quantiles from every sample, not the histogram's buckets
 };
+
+// first-token and after-idle: one timed token at a time (class one_at_a_time).
+bool one_at_a_time_mode(const std::string& mode)
+{
+    return mode == "first-token" || mode == "after-idle";
+}
 
 [[noreturn]] void usage_error(const std::string& message)
 {
     std::cerr << "cartesia-bench: " << message << "\n"
               << "usage: cartesia-bench [--target URL --ca-file PATH] --mode pooled|oneshot --concurrency C\n"
                  "                      [--connections N] --duration S [--warmup S] [--tokens N]\n"
-                 "                      [--progress S] [--json]\n";
+                 "                      [--progress S] [--min-connections N] [--exact-quantiles] [--json]\n"
+                 "       cartesia-bench [--target URL --ca-file PATH] --mode first-token|after-idle\n"
+                 "                      --wait-ms W [--repeat R] [--min-connections N] [--exact-quantiles] [--json]\n";
     std::exit(2);
 }
 
@@ -95,13 +112,25 @@ options parse(int argc, char** argv)
             o.tokens = parse_number<std::uint64_t>(arg, value());
         else if (arg == "--progress")
             o.progress_s = parse_number<double>(arg, value());
+        else if (arg == "--min-connections")
+            o.min_connections = parse_number<std::size_t>(arg, value());
+        else if (arg == "--wait-ms")
+            o.wait_ms = parse_number<std::uint64_t>(arg, value());
+        else if (arg == "--repeat")
+            o.repeat = parse_number<std::uint64_t>(arg, value());
+        else if (arg == "--exact-quantiles")
+            o.exact = true;
         else if (arg == "--json")
             o.json = true;
         else
             usage_error("unknown option " + std::string(arg));
     }
-    if (o.mode != "pooled" && o.mode != "oneshot")
-        usage_error("--mode is pooled or oneshot");
+    if (o.mode != "pooled" && o.mode != "oneshot" && !one_at_a_time_mode(o.mode))
+        usage_error("--mode is pooled, oneshot, first-token or after-idle");
+    if (o.repeat < 1)
+        usage_error("--repeat is at least 1");
+    if (one_at_a_time_mode(o.mode) && o.concurrency != 1)
+        usage_error("--mode " + o.mode + " times one token at a time: --concurrency 1");
     if (o.concurrency < 1 || o.concurrency > 100000)
         usage_error("--concurrency is 1 to 100000");
     if (o.duration_s <= 0 || o.warmup_s < 0 || o.progress_s < 0)
@@ -110,6 +139,8 @@ options parse(int argc, char** argv)
         usage_error("--target and --ca-file go together");
     if (o.connections == 0)
         o.connections = std::min<std::size_t>(o.concurrency, 1024);
+    if (o.min_connections > o.connections)
+        usage_error("--min-connections is at most --connections");
     return o;
 }
 
@@ -183,6 +214,99 @@ long peak_rss_kb()
     return usage.ru_maxrss;
 }
 
+// The window's completions: what the report is made of. With `exact` (--exact-quantiles)
+// it also keeps every latency, 8 bytes a token, and its quantiles are the samples' own: the
+// histogram's are within 0.39%, which at 300 ms is a millisecond, the size of a difference
+// bench/distance looks for.
+struct tally {
+    explicit tally(bool keep_samples) : exact(keep_samples) {}
+
+    cartesia_bench::latency_histogram latencies;
+    std::uint64_t tokens = 0, errors = 0;
+    std::string first_error;
+    bool exact;
+    std::vector<clock_type::duration::rep> samples;
+
+    // In sorted order, the value of rank floor(q * count), as the histogram defines it.
+    double quantile_ms(double q) const
+    {
+        if (!exact || samples.empty())
+            return latencies.quantile_ns(q) / 1e6;
+        std::vector<clock_type::duration::rep> sorted = samples;
+        const auto rank = std::min(sorted.size() - 1, static_cast<std::size_t>(q * static_cast<double>(sorted.size())));
+        std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(rank), sorted.end());
+        return std::chrono::duration<double, std::milli>(clock_type::duration(sorted[rank])).count();
+    }
+
+    void record(clock_type::time_point started, boost::system::error_code ec)
+    {
+        if (ec) {
+            ++errors;
+            if (first_error.empty())
+                first_error = ec.message();
+        } else {
+            ++tokens;
+            const auto latency = clock_type::now() - started;
+            latencies.record(latency);
+            if (exact)
+                samples.push_back(latency.count());
+        }
+    }
+};
+
+// The figures between two snapshots, as JSON (one line) or as text.
+void print_report(std::ostream& out, const options& o, bool pooled, const snapshot& start, const snapshot& end,
+                  const tally& t)
+{
+    auto percentile = [&t](double p) { return t.quantile_ms(p); };
+    const double max_ms = t.latencies.max_ns() / 1e6;
+    const double seconds = std::chrono::duration<double>(end.when - start.when).count();
+    const double cpu = end.cpu_s - start.cpu_s;
+    const double per_token = t.tokens ? 1.0 / static_cast<double>(t.tokens) : 0.0;
+    const double allocations = static_cast<double>(end.allocations - start.allocations) * per_token;
+    const std::size_t connections = end.connections - start.connections;
+    const bool one_at_a_time = one_at_a_time_mode(o.mode);
+    if (o.json) {
+        out << R"({"mode":")" << o.mode << R"(","concurrency":)" << o.concurrency
+            << ",\"connections\":" << (pooled ? o.connections : o.concurrency)
+            << ",\"min_connections\":" << o.min_connections << ",\"exact_quantiles\":" << (o.exact ? "true" : "false");
+        if (one_at_a_time)
+            out << ",\"wait_ms\":" << o.wait_ms << ",\"repeat\":" << o.repeat;
+        out << ",\"tokens\":" << t.tokens << ",\"errors\":" << t.errors << ",\"seconds\":" << seconds
+            << ",\"tokens_per_s\":" << static_cast<double>(t.tokens) / seconds << ",\"cpu_s\":" << cpu
+            << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << R"(,"latency_ms":{"p50":)" << percentile(0.50)
+            << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99) << ",\"max\":" << max_ms
+            << "},\"allocations_per_token\":";
+        if (cartesia_bench::allocations_counted)
+            out << allocations;
+        else
+            out << "null";
+        out << ",\"connections_opened\":" << connections << ",\"peak_rss_kb\":" << peak_rss_kb() << "}\n";
+        return;
+    }
+    std::string how = pooled ? "up to " + std::to_string(o.connections) + " connections, at least " +
+                                   std::to_string(o.min_connections)
+                             : "a new connection per token";
+    if (one_at_a_time)
+        how += ", " + std::to_string(o.repeat) + " tokens each after " + std::to_string(o.wait_ms) + " ms";
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "mode %s, concurrency %zu, %s\n"
+                  "  tokens            %llu in %.2f s (%.0f tokens/s), errors %llu\n"
+                  "  latency ms        p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n"
+                  "  client CPU        %.3f s, %.1f us per token, %.3f s per 1000 tokens\n"
+                  "  allocations       %.1f per token\n"
+                  "  connections       %zu opened\n"
+                  "  peak RSS          %ld KiB\n",
+                  o.mode.c_str(), o.concurrency, how.c_str(), static_cast<unsigned long long>(t.tokens), seconds,
+                  static_cast<double>(t.tokens) / seconds, static_cast<unsigned long long>(t.errors), percentile(0.50),
+                  percentile(0.90), percentile(0.99), max_ms, cpu, cpu * 1e6 * per_token, cpu * 1000 * per_token,
+                  allocations, connections, peak_rss_kb());
+    out << line;
+    if (!t.first_error.empty())
+        out << "  first error       " << t.first_error << '\n';
+}
+
 class bench {
 public:
     bench(const options& o, cartesia::client_config config, asio::ssl::context& tls)
@@ -190,6 +314,7 @@ public:
     {
         if (o.mode == "pooled") {
             config_.max_connections = o.connections;
+            config_.min_connections = o.min_connections;
             pooled_.emplace(io_.get_executor(), tls_, config_);
         }
     }
@@ -216,50 +341,7 @@ public:
         io_.run();
     }
 
-    void report(std::ostream& out) const
-    {
-        auto percentile = [this](double p) { return latencies_.quantile_ns(p) / 1e6; };
-        const double max_ms = latencies_.max_ns() / 1e6;
-        const double seconds = std::chrono::duration<double>(end_.when - start_.when).count();
-        const double cpu = end_.cpu_s - start_.cpu_s;
-        const double per_token = tokens_ ? 1.0 / static_cast<double>(tokens_) : 0.0;
-        const double allocations = static_cast<double>(end_.allocations - start_.allocations) * per_token;
-        const std::size_t connections = end_.connections - start_.connections;
-        if (options_.json) {
-            out << R"({"mode":")" << options_.mode << R"(","concurrency":)" << options_.concurrency
-                << ",\"connections\":" << (pooled_ ? options_.connections : options_.concurrency)
-                << ",\"tokens\":" << tokens_ << ",\"errors\":" << errors_ << ",\"seconds\":" << seconds
-                << ",\"tokens_per_s\":" << static_cast<double>(tokens_) / seconds << ",\"cpu_s\":" << cpu
-                << ",\"cpu_us_per_token\":" << cpu * 1e6 * per_token << R"(,"latency_ms":{"p50":)" << percentile(0.50)
-                << ",\"p90\":" << percentile(0.90) << ",\"p99\":" << percentile(0.99) << ",\"max\":" << max_ms
-                << "},\"allocations_per_token\":";
-            if (cartesia_bench::allocations_counted)
-                out << allocations;
-            else
-                out << "null";
-            out << ",\"connections_opened\":" << connections << ",\"peak_rss_kb\":" << peak_rss_kb() << "}\n";
-            return;
-        }
-        char line[512];
-        std::snprintf(line, sizeof line,
-                      "mode %s, concurrency %zu, %s\n"
-                      "  tokens            %llu in %.2f s (%.0f tokens/s), errors %llu\n"
-                      "  latency ms        p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n"
-                      "  client CPU        %.3f s, %.1f us per token, %.3f s per 1000 tokens\n"
-                      "  allocations       %.1f per token\n"
-                      "  connections       %zu opened\n"
-                      "  peak RSS          %ld KiB\n",
-                      options_.mode.c_str(), options_.concurrency,
-                      pooled_ ? ("up to " + std::to_string(options_.connections) + " connections").c_str()
-                              : "a new connection per token",
-                      static_cast<unsigned long long>(tokens_), seconds, static_cast<double>(tokens_) / seconds,
-                      static_cast<unsigned long long>(errors_), percentile(0.50), percentile(0.90), percentile(0.99),
-                      max_ms, cpu, cpu * 1e6 * per_token, cpu * 1000 * per_token, allocations, connections,
-                      peak_rss_kb());
-        out << line;
-        if (!first_error_.empty())
-            out << "  first error       " << first_error_ << '\n';
-    }
+    void report(std::ostream& out) const { print_report(out, options_, pooled_.has_value(), start_, end_, tally_); }
 
 private:
     static clock_type::duration seconds(double s)
@@ -296,10 +378,10 @@ private:
                      "progress %.1f s: %llu tokens, %llu errors, latency ms p50 %.3f p90 %.3f p99 %.3f "
                      "p99.9 %.3f max %.3f\n",
                      std::chrono::duration<double>(clock_type::now() - began_).count(),
-                     static_cast<unsigned long long>(tokens_), static_cast<unsigned long long>(errors_),
-                     latencies_.quantile_ns(0.50) / 1e6, latencies_.quantile_ns(0.90) / 1e6,
-                     latencies_.quantile_ns(0.99) / 1e6, latencies_.quantile_ns(0.999) / 1e6,
-                     latencies_.max_ns() / 1e6);
+                     static_cast<unsigned long long>(tally_.tokens), static_cast<unsigned long long>(tally_.errors),
+                     tally_.latencies.quantile_ns(0.50) / 1e6, tally_.latencies.quantile_ns(0.90) / 1e6,
+                     tally_.latencies.quantile_ns(0.99) / 1e6, tally_.latencies.quantile_ns(0.999) / 1e6,
+                     tally_.latencies.max_ns() / 1e6);
     }
 
     void issue()
@@ -320,16 +402,9 @@ private:
         --in_flight_;
         ++finished_;
         if (measuring_) {
-            if (ec) {
-                ++errors_;
-                if (first_error_.empty())
-                    first_error_ = ec.message();
-            } else {
-                ++tokens_;
-                latencies_.record(clock_type::now() - started);
-                if (tokens_ == options_.tokens)
-                    end_window();
-            }
+            tally_.record(started, ec);
+            if (!ec && tally_.tokens == options_.tokens)
+                end_window();
         }
         if (!stopping_)
             issue();
@@ -352,11 +427,103 @@ private:
     asio::steady_timer window_timer_, progress_timer_;
     clock_type::time_point began_;
     snapshot start_, end_;
-    cartesia_bench::latency_histogram latencies_;
-    std::uint64_t tokens_ = 0, errors_ = 0;
+    tally tally_{options_.exact};
     std::size_t in_flight_ = 0, finished_ = 0;
     bool measuring_ = false, stopping_ = false;
-    std::string first_error_;
+};
+
+// first-token and after-idle: one token at a time, timed from its call to its handler, as a
+// user feels it, each after a wait, on one thread. first-token: `repeat` times, a new client
+// (and a new TLS context, as a new process would have: no session to resume), --wait-ms, then
+// its first token. after-idle: one client, an untimed token, then `repeat` times --wait-ms of
+// idleness and a timed token. The window spans the whole run, waits included.
+class one_at_a_time {
+public:
+    one_at_a_time(const options& o, cartesia::client_config config, std::string ca_file)
+        : options_(o), config_(std::move(config)), ca_file_(std::move(ca_file))
+    {
+        config_.max_connections = o.connections;
+        config_.min_connections = o.min_connections;
+    }
+
+    void run()
+    {
+        start_ = take_snapshot();
+        if (options_.mode == "first-token") {
+            for (std::uint64_t i = 0; i < options_.repeat; ++i) {
+                auto tls = cartesia::make_tls_context(ca_file_);
+                cartesia::client c(io_.get_executor(), tls, config_);
+                wait();
+                mint(c, true);
+                finish(c);
+            }
+        } else {
+            auto tls = cartesia::make_tls_context(ca_file_);
+            cartesia::client c(io_.get_executor(), tls, config_);
+            mint(c, false);
+            for (std::uint64_t i = 0; i < options_.repeat; ++i) {
+                wait();
+                mint(c, true);
+            }
+            finish(c);
+        }
+        end_ = take_snapshot();
+    }
+
+    void report(std::ostream& out) const { print_report(out, options_, true, start_, end_, tally_); }
+
+private:
+    // Runs the io_context until `done`: the client's background work runs meanwhile.
+    void run_until(const bool& done)
+    {
+        io_.restart();
+        while (!done && io_.run_one() != 0) {
+        }
+    }
+
+    void wait()
+    {
+        asio::steady_timer timer(io_, std::chrono::milliseconds(options_.wait_ms));
+        bool done = false;
+        timer.async_wait([&done](boost::system::error_code) { done = true; });
+        run_until(done);
+    }
+
+    void mint(cartesia::client& c, bool timed)
+    {
+        bool done = false;
+        const auto started = clock_type::now();
+        c.async_generate_token(request_,
+                               [&, timed, started](boost::system::error_code ec, const cartesia::token_response&) {
+                                   if (timed)
+                                       tally_.record(started, ec);
+                                   done = true;
+                               });
+        run_until(done);
+    }
+
+    // Counts the client's connections, closes it and lets its handlers finish.
+    void finish(cartesia::client& c)
+    {
+        connections_ += cartesia::detail::client_access::connections_opened(c);
+        c.close();
+        io_.restart();
+        io_.run();
+    }
+
+    snapshot take_snapshot() const
+    {
+        return {clock_type::now(), cpu_seconds(), cartesia_bench::allocation_count(), connections_};
+    }
+
+    const options& options_;
+    cartesia::client_config config_;
+    std::string ca_file_;
+    asio::io_context io_{1};
+    cartesia::token_request request_{cartesia::token_grant{.tts = true}, std::chrono::seconds(60)};
+    snapshot start_, end_;
+    tally tally_{options_.exact};
+    std::size_t connections_ = 0;
 };
 
 } // namespace
@@ -388,7 +555,14 @@ int main(int argc, char** argv)
         config.api_key = key && *key ? key : "sk_car_test_0123456789abcdef";
         config.max_retries = 0; // measure the client, not the retry policy
         config.timeout = std::chrono::seconds(30);
-        auto tls = cartesia::make_tls_context(server ? server->ca_file : o.ca_file);
+        const std::string& ca_file = server ? server->ca_file : o.ca_file;
+        if (one_at_a_time_mode(o.mode)) {
+            one_at_a_time b(o, config, ca_file);
+            b.run();
+            b.report(std::cout);
+            return 0;
+        }
+        auto tls = cartesia::make_tls_context(ca_file);
         bench b(o, config, tls);
         b.run();
         b.report(std::cout);

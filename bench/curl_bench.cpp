@@ -1,6 +1,9 @@
 // curl-bench: the same token request as cartesia-bench, sent with libcurl's multi
 // interface (keep-alive, full TLS verification), for bench/compare. It checks the
 // status and that the body names a token, no more: libcurl parses no JSON.
+// --new-connection 1 opens a new connection for each token (CURLOPT_FRESH_CONNECT and
+// CURLOPT_FORBID_REUSE), as a one-shot does; libcurl still resumes TLS sessions, unless
+// --session-reuse 0 (CURLOPT_SSL_SESSIONID_CACHE off: a full handshake each time).
 #include <curl/curl.h>
 
 #include <algorithm>
@@ -44,6 +47,7 @@ int main(int argc, char** argv)
     std::string url, ca_file, key = "sk_car_test_0123456789abcdef";
     long concurrency = 1;
     double duration_s = 5, warmup_s = 1;
+    bool new_connection = false, session_reuse = true;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string_view arg = argv[i];
         if (arg == "--url")
@@ -56,12 +60,17 @@ int main(int argc, char** argv)
             duration_s = std::atof(argv[i + 1]);
         else if (arg == "--warmup")
             warmup_s = std::atof(argv[i + 1]);
+        else if (arg == "--new-connection")
+            new_connection = std::atol(argv[i + 1]) != 0;
+        else if (arg == "--session-reuse")
+            session_reuse = std::atol(argv[i + 1]) != 0;
     }
     if (const char* env = std::getenv("CARTESIA_API_KEY"); env && *env)
         key = env;
     if (url.empty() || ca_file.empty() || concurrency < 1) {
         std::fprintf(stderr,
-                     "usage: curl-bench --url URL --ca-file PATH [--concurrency C] [--duration S] [--warmup S]\n");
+                     "usage: curl-bench --url URL --ca-file PATH [--concurrency C] [--duration S] [--warmup S]\n"
+                     "                  [--new-connection 0|1] [--session-reuse 0|1]\n");
         return 2;
     }
 
@@ -95,6 +104,12 @@ int main(int argc, char** argv)
         curl_easy_setopt(t.easy, CURLOPT_WRITEFUNCTION, append);
         curl_easy_setopt(t.easy, CURLOPT_WRITEDATA, &t.body);
         curl_easy_setopt(t.easy, CURLOPT_PRIVATE, &t);
+        if (new_connection) {
+            curl_easy_setopt(t.easy, CURLOPT_FRESH_CONNECT, 1L);
+            curl_easy_setopt(t.easy, CURLOPT_FORBID_REUSE, 1L);
+        }
+        if (!session_reuse)
+            curl_easy_setopt(t.easy, CURLOPT_SSL_SESSIONID_CACHE, 0L);
         start(t);
     }
 
@@ -162,9 +177,12 @@ int main(int argc, char** argv)
                          1000.0;
     };
     const double cpu = cpu_end - cpu_start;
-    std::printf("{\"client\":\"libcurl\",\"concurrency\":%ld,\"tokens\":%llu,\"errors\":%llu,\"seconds\":%.3f,"
+    std::printf("{\"client\":\"%s\",\"concurrency\":%ld,\"tokens\":%llu,\"errors\":%llu,\"seconds\":%.3f,"
                 "\"tokens_per_s\":%.1f,\"cpu_s\":%.4f,\"cpu_us_per_token\":%.2f,\"latency_ms\":{\"p50\":%.4f,"
                 "\"p90\":%.4f,\"p99\":%.4f,\"max\":%.4f}}\n",
+                !new_connection ? "libcurl"
+                : session_reuse ? "libcurl-new-connection"
+                                : "libcurl-new-connection-full-handshake",
                 concurrency, tokens, errors, duration_s, static_cast<double>(tokens) / duration_s, cpu,
                 tokens ? cpu * 1e6 / static_cast<double>(tokens) : 0.0, percentile(0.5), percentile(0.9),
                 percentile(0.99), latencies_us.empty() ? 0.0 : latencies_us.back() / 1000.0);

@@ -4,6 +4,8 @@ targets of the throughput issue, and writes the figures (JSON) and a chart (SVG)
 import json
 import sys
 
+import svg_util
+
 CLIENTS = [("cartesia-pooled", "cartesia pooled", "#1f77b4"), ("libcurl", "libcurl multi", "#d62728"),
            ("wrk", "wrk", "#7f7f7f"), ("cartesia-oneshot", "cartesia one-shot", "#2ca02c")]
 
@@ -65,7 +67,7 @@ def targets(rows):
     oneshot1, s_time = pick(rows, "cartesia-oneshot", 1), pick(rows, "openssl-s_time-new")
     line("one-shot c=1 CPU/token vs s_time -new per handshake", ratio(cpu(oneshot1), cpu(s_time)), 1.2)
     s_time_www = pick(rows, "openssl-s_time-new-www")
-    if s_time_www:
+    if s_time_www and oneshot1:
         out.append(f"- for reference, one-shot c=1 CPU/token vs s_time -new -www (handshake + one HTTP request): "
                    f"{ratio(cpu(oneshot1), cpu(s_time_www)):.2f}")
     resumed, oneshot8 = pick(rows, "cartesia-pooled-resumed"), pick(rows, "cartesia-oneshot", 8)
@@ -88,8 +90,7 @@ def chart(rows, path):
     width, height, margin = 900, 380, 60
     panel_w = (width - 3 * margin) / 2
     concurrencies = [1, 8, 64]
-    svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>']
+    svg = svg_util.start(width, height)
 
     def panel(index, key, title):
         x0 = margin + index * (panel_w + margin)
@@ -120,12 +121,8 @@ def chart(rows, path):
     panel(0, "tokens_per_s", "tokens per second")
     panel(1, "cpu_us_per_token", "client CPU per token (us)")
     for i, (_, label, colour) in enumerate(CLIENTS):
-        x = margin + i * 200
-        svg.append(f'<rect x="{x}" y="{height - 16}" width="12" height="12" fill="{colour}"/>')
-        svg.append(f'<text x="{x + 16}" y="{height - 6}">{label}</text>')
-    svg.append("</svg>")
-    with open(path, "w") as f:
-        f.write("\n".join(svg) + "\n")
+        svg_util.legend_entry(svg, margin + i * 200, height - 6, colour, label)
+    svg_util.write(svg, path)
 
 
 if __name__ == "__main__":
