@@ -1,12 +1,15 @@
 // async_generate_token: the one driver (request_op.hpp) over a connection source
 // that opens a fresh connection for each attempt (resolve, connect, TLS handshake)
 // and never keeps it: after a token, a TLS shutdown under the attempt's deadline;
-// after a failure, an abortive close.
+// after a failure, an abortive close. The TLS session of a token's connection is
+// kept in the caller's ssl::context for the next one-shot to the same host
+// (session_cache.hpp).
 //
 // Opening is a coroutine: it runs once per attempt, beside a TLS handshake that
 // costs about 1 ms of CPU, so its frame is noise; its steps read as the sequence
 // they are.
 #include "request_op.hpp"
+#include "session_cache.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -52,6 +55,7 @@ private:
     bool acquire(request_op&) override
     {
         connection_.emplace(strand(), tls_);
+        offer_cached_session(tls_.native_handle(), where.host_header, connection_->native_handle());
         asio::co_spawn(strand(), open(), [self = shared_self()](const std::exception_ptr& failure, error_code ec) {
             if (failure) // only allocation failures can get here; report rather than terminate
                 ec = make_error_code(boost::system::errc::not_enough_memory);
@@ -88,6 +92,7 @@ private:
             connection_.reset(); // an abortive close: no token came over it
             return true;
         }
+        cache_session(tls_.native_handle(), where.host_header, connection_->native_handle());
         connection_->async_shutdown([self = shared_self()](error_code) {
             self->connection_.reset();
             self->released();

@@ -611,11 +611,24 @@ BOOST_FIXTURE_TEST_CASE(new_connections_resume_the_tls_session_of_earlier_ones, 
     BOOST_TEST(server.resumed_handshakes() == 4u);
 }
 
-BOOST_FIXTURE_TEST_CASE(the_free_function_makes_full_handshakes, server_fixture)
+// A one-shot leaves its session in the caller's context for the next one to the
+// same host, as curl's connections share sessions; another context has its own.
+BOOST_FIXTURE_TEST_CASE(the_free_function_resumes_the_session_of_the_last_one_through_its_context, server_fixture)
 {
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < 3; ++i)
         BOOST_TEST(!cartesia::test::mint(*this, config).ec);
-    BOOST_TEST(server.resumed_handshakes() == 0u);
+    BOOST_TEST(server.connections_accepted() == 3u);
+    BOOST_TEST(server.resumed_handshakes() == 2u);
+    // A failed one-shot keeps nothing, and changes nothing for the next.
+    BOOST_TEST(cartesia::test::mint(*this, config_with_fault("status-401")).ec == error::unauthorized);
+    BOOST_TEST(!cartesia::test::mint(*this, config).ec);
+    BOOST_TEST(server.resumed_handshakes() == 4u);
+    boost::asio::ssl::context other = cartesia::make_tls_context();
+    other.add_certificate_authority(asio::buffer(server.ca_cert_pem()));
+    std::swap(tls, other);
+    BOOST_TEST(!cartesia::test::mint(*this, config).ec);
+    BOOST_TEST(server.resumed_handshakes() == 4u); // a full handshake: a context of its own
+    std::swap(tls, other);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
