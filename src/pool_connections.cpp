@@ -146,7 +146,7 @@ void client_impl::became_idle(pool_type::node& node) noexcept
         schedule(upkeep_timer_, pool_.next_maintenance_after_idle(node), &client_impl::maintain);
         if (pool_.min_connections() > 0)
             watch_idle(node);
-    } catch (const std::bad_alloc&) {
+    } catch (...) { // bad_alloc, or Asio's system_error for a reactor that cannot register
     }
 }
 
