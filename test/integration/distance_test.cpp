@@ -99,13 +99,18 @@ timed_outcome mint_from(cartesia::client& client)
     return out;
 }
 
-// An answer like the API's, with the headers a test chooses.
-canned_response token_with(std::vector<std::pair<std::string, std::string>> headers)
+// A server whose every answer is a token with `Keep-Alive: <keep_alive>`.
+server_options answering_with_keep_alive(std::string keep_alive)
 {
-    canned_response answer;
-    answer.body = R"({"token":"opaque-token-for-tests"})";
-    answer.headers = std::move(headers);
-    return answer;
+    server_options options;
+    options.responder = [keep_alive =
+                             std::move(keep_alive)](const recorded_request&) -> std::optional<canned_response> {
+        canned_response answer;
+        answer.body = R"({"token":"opaque-token-for-tests"})";
+        answer.headers = {{"Keep-Alive", keep_alive}};
+        return answer;
+    };
+    return options;
 }
 
 } // namespace
@@ -195,24 +200,9 @@ BOOST_AUTO_TEST_SUITE(keep_alive_hints)
 
 BOOST_AUTO_TEST_CASE(max_is_obeyed_the_server_sees_no_request_beyond_it)
 {
-    server_options options;
-    options.responder = [](const recorded_request&) -> std::optional<canned_response> {
-        return token_with({{"Keep-Alive", "timeout=60, max=3"}});
-    };
-    server_fixture f(std::move(options));
+    server_fixture f(answering_with_keep_alive("timeout=60, max=3"));
     cartesia::client client(f.io.get_executor(), f.tls, f.config);
-    int remaining = 7;
-    std::function<void()> next = [&] {
-        client.async_generate_token({}, [&](error_code ec, const token_response&) {
-            BOOST_TEST(!ec, ec.message());
-            if (--remaining > 0)
-                next();
-            else
-                client.close();
-        });
-    };
-    next();
-    f.io.run();
+    BOOST_TEST(cartesia::test::mint_in_sequence(client, f.io, 7) == 7);
     const auto requests = f.server.recorded_requests();
     BOOST_TEST_REQUIRE(requests.size() == 7u);
     for (const auto& r : requests)
@@ -222,11 +212,7 @@ BOOST_AUTO_TEST_CASE(max_is_obeyed_the_server_sees_no_request_beyond_it)
 
 BOOST_AUTO_TEST_CASE(timeout_is_obeyed_with_a_margin)
 {
-    server_options options;
-    options.responder = [](const recorded_request&) -> std::optional<canned_response> {
-        return token_with({{"Keep-Alive", "timeout=3"}});
-    };
-    server_fixture f(std::move(options));
+    server_fixture f(answering_with_keep_alive("timeout=3"));
     const running background(f.io);
     cartesia::client client(f.io.get_executor(), f.tls, f.config);
     BOOST_TEST_REQUIRE(!mint_from(client).ec);
@@ -246,24 +232,9 @@ BOOST_AUTO_TEST_CASE(timeout_is_obeyed_with_a_margin)
 
 BOOST_AUTO_TEST_CASE(a_connection_the_server_keeps_a_second_is_not_left_idle)
 {
-    server_options options;
-    options.responder = [](const recorded_request&) -> std::optional<canned_response> {
-        return token_with({{"Keep-Alive", "timeout=1"}});
-    };
-    server_fixture f(std::move(options));
+    server_fixture f(answering_with_keep_alive("timeout=1"));
     cartesia::client client(f.io.get_executor(), f.tls, f.config);
-    int remaining = 3;
-    std::function<void()> next = [&] {
-        client.async_generate_token({}, [&](error_code ec, const token_response&) {
-            BOOST_TEST(!ec, ec.message());
-            if (--remaining > 0)
-                next();
-            else
-                client.close();
-        });
-    };
-    next();
-    f.io.run();
+    BOOST_TEST(cartesia::test::mint_in_sequence(client, f.io, 3) == 3);
     // Each closed once answered: one connection per request, none left idle.
     BOOST_TEST(f.server.connections_accepted() == 3u);
     const auto requests = f.server.recorded_requests();

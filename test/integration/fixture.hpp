@@ -98,6 +98,32 @@ inline outcome mint(server_fixture& f, const client_config& config, const token_
     return out;
 }
 
+// Mints up to `count` tokens from `pool` one after the other (each is checked, and
+// a failure ends the run), then closes it; runs `io` until all is done. Returns the
+// tokens minted.
+inline int mint_in_sequence(client& pool, boost::asio::io_context& io, int count)
+{
+    int tokens = 0;
+    std::function<void()> next = [&] {
+        if (tokens == count) {
+            pool.close(); // else io.run() waits for the pool's timers
+            return;
+        }
+        pool.async_generate_token({}, [&](boost::system::error_code ec, const token_response&) {
+            BOOST_TEST(!ec, ec.message());
+            tokens += !ec;
+            if (!ec)
+                next();
+            else
+                pool.close();
+        });
+    };
+    next();
+    io.run();
+    io.restart();
+    return tokens;
+}
+
 // The JSON payload of a JWT-shaped token, or null when it is not one.
 inline boost::json::value jwt_payload(const std::string& token)
 {

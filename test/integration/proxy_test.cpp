@@ -153,24 +153,7 @@ BOOST_FIXTURE_TEST_CASE(the_one_shot_function_gets_a_token_through_the_tunnel, p
 BOOST_FIXTURE_TEST_CASE(the_pool_keeps_one_tunnel_for_several_tokens, proxy_fixture)
 {
     cartesia::client client(io.get_executor(), tls, config);
-    int tokens = 0;
-    std::function<void()> next = [&] {
-        if (tokens == 5) {
-            client.close();
-            return;
-        }
-        client.async_generate_token({}, [&](error_code ec, const cartesia::token_response&) {
-            BOOST_TEST(!ec, ec.message());
-            tokens += !ec;
-            if (!ec)
-                next();
-            else
-                client.close();
-        });
-    };
-    next();
-    io.run();
-    BOOST_TEST(tokens == 5);
+    BOOST_TEST(cartesia::test::mint_in_sequence(client, io, 5) == 5);
     BOOST_TEST(server.connections_accepted() == 1u);
     BOOST_TEST(server.requests_received() == 5u);
     BOOST_TEST(proxy.wait_for_connects_logged(1, log_wait) == 1u);
@@ -181,24 +164,7 @@ BOOST_FIXTURE_TEST_CASE(tls_sessions_resume_through_tunnels, proxy_fixture)
     // The server closes every connection after its response: each token takes a
     // new tunnel, and all but the first resume the first's TLS session.
     cartesia::client client(io.get_executor(), tls, config_with_fault("eof-delimited"));
-    int tokens = 0;
-    std::function<void()> next = [&] {
-        if (tokens == 3) {
-            client.close(); // else io.run() waits for the pool's deadline timer
-            return;
-        }
-        client.async_generate_token({}, [&](error_code ec, const cartesia::token_response&) {
-            BOOST_TEST(!ec, ec.message());
-            tokens += !ec;
-            if (!ec)
-                next();
-            else
-                client.close();
-        });
-    };
-    next();
-    io.run();
-    BOOST_TEST(tokens == 3);
+    BOOST_TEST(cartesia::test::mint_in_sequence(client, io, 3) == 3);
     BOOST_TEST(server.connections_accepted() == 3u);
     BOOST_TEST(server.resumed_handshakes() == 2u);
     BOOST_TEST(proxy.wait_for_connects_logged(3, log_wait) == 3u);
