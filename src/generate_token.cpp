@@ -89,7 +89,11 @@ private:
     bool release(request_op&, const attempt_outcome* exchange) override
     {
         if (!exchange || exchange->ec) {
-            connection_.reset(); // an abortive close: no token came over it
+            // An abortive close: no token came over it. Told as ended properly when
+            // it is at a record boundary (a whole error response), so that OpenSSL
+            // does not mark the session, maybe the one the cache offered, unusable.
+            connection_->close_quietly();
+            connection_.reset();
             return true;
         }
         cache_session(tls_.native_handle(), where.host_header, connection_->native_handle());

@@ -182,6 +182,7 @@ public:
     {
         BOOST_ASSERT(c.status == connection_status::in_use);
         ++c.exchanges;
+        young_deaths_ = 0; // connections live long enough to serve
         if (hint.max)
             c.request_limit = std::min(c.request_limit, c.exchanges - 1 + *hint.max);
         if (hint.timeout)
@@ -218,7 +219,8 @@ public:
         }
         if (failure) {
             set_status(c, connection_status::closing);
-            note_failed_opening(now);
+            ++failed_openings_;
+            back_off(now);
             opened_answer answer;
             if (waiter* next = pop_waiter()) {
                 next->failure = failure;
@@ -227,7 +229,8 @@ public:
             return answer;
         }
         failed_openings_ = 0;
-        warm_retry_at_ = {};
+        if (young_deaths_ == 0)
+            warm_retry_at_ = {};
         c.opened_at = now;
         if (waiter* next = pop_waiter()) {
             set_status(c, connection_status::in_use);
@@ -260,7 +263,7 @@ public:
     {
         if (closed_ || live_count() >= min_connections_ || nodes_.size() >= max_connections_)
             return nullptr;
-        if (failed_openings_ > 0 && (now < warm_retry_at_ || opening_ > 0))
+        if (backing_off() && (now < warm_retry_at_ || opening_ > 0))
             return nullptr;
         return open_one();
     }
@@ -275,8 +278,15 @@ public:
         BOOST_ASSERT(c.status == connection_status::idle);
         idle_.erase(std::find(idle_.begin(), idle_.end(), &c));
         set_status(c, connection_status::closing);
-        if (c.exchanges == 0 && now - c.opened_at < died_young)
-            note_failed_opening(now);
+        if (c.exchanges == 0 && now - c.opened_at < died_young) {
+            // Its opening succeeded, so the count of those that failed was reset:
+            // these deaths have their own, which only a connection that lives
+            // (serves a request, or outlives died_young) resets.
+            ++young_deaths_;
+            back_off(now);
+        } else {
+            young_deaths_ = 0;
+        }
     }
 
     // How long a connection must live unused for its end not to count as a failure.
@@ -318,7 +328,7 @@ public:
             next = std::min(next, c->retire_at);
         if (!idle_.empty() && live_count() > min_connections_)
             next = std::min(next, idle_.front()->idle_until); // the oldest is the first surplus to go
-        if (failed_openings_ > 0 && live_count() < min_connections_ && opening_ == 0)
+        if (backing_off() && live_count() < min_connections_ && opening_ == 0)
             next = std::min(next, warm_retry_at_);
         return next;
     }
@@ -374,6 +384,8 @@ public:
     std::size_t min_connections() const noexcept { return min_connections_; }
     // Openings that failed since the last one that succeeded.
     unsigned failed_openings() const noexcept { return failed_openings_; }
+    // Connections that died unused soon after opening, since the last that lived.
+    unsigned young_deaths() const noexcept { return young_deaths_; }
 
 private:
     // One place for the rule of opening: a waiter without a connection coming
@@ -402,13 +414,14 @@ private:
         return &next;
     }
 
+    bool backing_off() const noexcept { return failed_openings_ > 0 || young_deaths_ > 0; }
+
     // The warm minimum backs off: retry_delay's steps (0.5 s, 1 s, 2 s, ... 8 s,
-    // jittered), counted in failures in a row.
-    void note_failed_opening(pool_clock::time_point now) noexcept
+    // jittered; it caps the exponent), counted in failures in a row of either kind.
+    void back_off(pool_clock::time_point now) noexcept
     {
-        ++failed_openings_;
         const double jitter = jitter_ ? jitter_() : 0.5;
-        warm_retry_at_ = now + retry_delay(failed_openings_ - 1, jitter, std::nullopt);
+        warm_retry_at_ = now + retry_delay(failed_openings_ + young_deaths_ - 1, jitter, std::nullopt);
     }
 
     // False, and no change, when the idle stack cannot grow for want of memory:
@@ -461,6 +474,7 @@ private:
     std::size_t closing_ = 0;
     std::size_t opened_total_ = 0;
     unsigned failed_openings_ = 0;           // in a row: the warm minimum backs off
+    unsigned young_deaths_ = 0;              // in a row, too
     pool_clock::time_point warm_retry_at_{}; // after failures: when the minimum may be opened again
     bool closed_ = false;
 };

@@ -416,16 +416,26 @@ BOOST_AUTO_TEST_CASE(a_connection_that_dies_unused_as_it_opens_counts_as_a_faile
     pool p(4, 1, []() noexcept { return 0.0; });
     pool::node& first = *warm_up(p, t0).front();
     p.retire(first, t0 + 100ms);
-    BOOST_TEST(p.failed_openings() == 1u);
+    BOOST_TEST(p.young_deaths() == 1u);
     BOOST_TEST(p.remove(first, t0 + 100ms) == nullptr);
     BOOST_TEST((p.next_maintenance() == t0 + 100ms + 500ms));
-    // One that lived a while before the server closed it is replaced at once.
+    // The next one opens fine and dies young too: the backoff grows, as for failures.
     pool::node* probe = p.open_for_minimum(t0 + 600ms);
     BOOST_REQUIRE(probe != nullptr);
     p.opened(*probe, {}, t0 + 600ms, idle_timeout);
-    p.retire(*probe, t0 + 600ms + cd::pool_state<int>::died_young);
-    BOOST_TEST(p.failed_openings() == 0u);
-    BOOST_TEST(p.remove(*probe, t0 + 600ms + cd::pool_state<int>::died_young) != nullptr);
+    BOOST_TEST(p.open_for_minimum(t0 + 600ms) == nullptr); // its opening's success lifts nothing
+    p.retire(*probe, t0 + 700ms);
+    BOOST_TEST(p.young_deaths() == 2u);
+    BOOST_TEST(p.remove(*probe, t0 + 700ms) == nullptr);
+    BOOST_TEST((p.next_maintenance() == t0 + 700ms + 1s));
+    // One that lives a while before the server closes it ends the backoff: replaced at once.
+    probe = p.open_for_minimum(t0 + 1700ms);
+    BOOST_REQUIRE(probe != nullptr);
+    p.opened(*probe, {}, t0 + 1700ms, idle_timeout);
+    const auto later = t0 + 1700ms + cd::pool_state<int>::died_young;
+    p.retire(*probe, later);
+    BOOST_TEST(p.young_deaths() == 0u);
+    BOOST_TEST(p.remove(*probe, later) != nullptr);
 }
 
 BOOST_AUTO_TEST_CASE(the_backoff_does_not_hold_back_requests)
