@@ -61,18 +61,17 @@ session_cache* cache_of(SSL_CTX* ctx, bool create)
 
 void offer_cached_session(SSL_CTX* ctx, std::string_view host, SSL* ssl) noexcept
 {
-    const std::lock_guard lock(cache_mutex());
-    session_cache* cache = nullptr;
     try {
-        cache = cache_of(ctx, /*create=*/false);
-    } catch (...) { // not reached without creating; a missed resumption at worst
+        const std::lock_guard lock(cache_mutex());
+        session_cache* cache = cache_of(ctx, /*create=*/false);
+        if (cache == nullptr)
+            return;
+        const auto found = std::find_if(cache->entries.begin(), cache->entries.end(),
+                                        [&](const auto& entry) { return entry.first == host; });
+        if (found != cache->entries.end())
+            SSL_set_session(ssl, found->second.get()); // a failure only means a full handshake
+    } catch (...) {                                    // the lock failed: a missed resumption at worst
     }
-    if (cache == nullptr)
-        return;
-    const auto found = std::find_if(cache->entries.begin(), cache->entries.end(),
-                                    [&](const auto& entry) { return entry.first == host; });
-    if (found != cache->entries.end())
-        SSL_set_session(ssl, found->second.get()); // a failure only means a full handshake
 }
 
 void cache_session(SSL_CTX* ctx, std::string_view host, SSL* ssl) noexcept
@@ -80,8 +79,8 @@ void cache_session(SSL_CTX* ctx, std::string_view host, SSL* ssl) noexcept
     std::unique_ptr<SSL_SESSION, session_deleter> session(SSL_get1_session(ssl));
     if (!session || SSL_SESSION_is_resumable(session.get()) != 1)
         return;
-    const std::lock_guard lock(cache_mutex());
     try {
+        const std::lock_guard lock(cache_mutex());
         session_cache* cache = cache_of(ctx, /*create=*/true);
         if (cache == nullptr)
             return;
