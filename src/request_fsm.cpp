@@ -26,14 +26,14 @@ request_action act(request_action_kind what, deadline_change deadline = deadline
     return a;
 }
 
-request_clock::time_point saturating_add(request_clock::time_point at, std::chrono::milliseconds delay) noexcept
+} // namespace
+
+request_clock::time_point time_after(request_clock::time_point at, std::chrono::milliseconds delay) noexcept
 {
     if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(request_clock::time_point::max() - at))
         return request_clock::time_point::max();
     return at + delay;
 }
-
-} // namespace
 
 std::string_view to_string(request_phase phase) noexcept
 {
@@ -65,7 +65,7 @@ request_action request_fsm::resume(const request_event& event)
         if (settings_.budget)
             settings_.budget->on_request(event.now);
         if (settings_.total_timeout) {
-            total_deadline_ = saturating_add(event.now, *settings_.total_timeout);
+            total_deadline_ = time_after(event.now, *settings_.total_timeout);
             request_action first = begin_attempt();
             first.total_deadline = deadline_change::start;
             return first;
@@ -256,7 +256,7 @@ request_action request_fsm::after_failure(const failure& f, request_clock::time_
         return complete(f.error); // a total deadline's failure is explained already
     const double jitter = settings_.jitter ? settings_.jitter() : 0.5;
     const std::chrono::milliseconds delay = retry_delay(attempt_ - 1, jitter, f.retry_after);
-    if (saturating_add(now, delay) >= total_deadline_) {
+    if (time_after(now, delay) >= total_deadline_) {
         // Waiting would only lead to the deadline: say so now, and why it failed.
         std::string message = "no token within the total_timeout of " + total_timeout_text() +
                               ": the next attempt would start " + std::to_string(delay.count()) +

@@ -53,6 +53,9 @@ std::string_view to_string(request_phase phase) noexcept;
 
 using request_clock = std::chrono::steady_clock;
 
+// `delay` after `at`, saturating: a timeout of centuries must not overflow the clock.
+request_clock::time_point time_after(request_clock::time_point at, std::chrono::milliseconds delay) noexcept;
+
 enum class request_event_kind {
     start,
     acquired,              // a connection; `reused` when it served an exchange before

@@ -33,14 +33,6 @@ request_settings settings_of(const client_config& config, retry_budget* budget) 
 
 } // namespace
 
-asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay)
-{
-    using clock = asio::steady_timer::clock_type;
-    if (delay >= std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now))
-        return clock::time_point::max();
-    return now + delay;
-}
-
 strand_type make_operation_strand(const asio::any_io_executor& executor)
 {
     if (const auto* io_executor = executor.target<asio::io_context::executor_type>())

@@ -55,9 +55,6 @@ using strand_type = asio::any_io_executor;
 // allocates on each).
 strand_type make_operation_strand(const asio::any_io_executor& executor);
 
-// `delay` after `now`, saturating: a timeout of centuries must not overflow the clock.
-asio::steady_timer::time_point time_after(asio::steady_timer::time_point now, std::chrono::milliseconds delay);
-
 class request_op;
 
 // The two deadlines of an operation (request_fsm.hpp).
