@@ -2,19 +2,62 @@
 #ifndef CARTESIA_CLIENT_HPP
 #define CARTESIA_CLIENT_HPP
 
+#include <cartesia/events.hpp>
 #include <cartesia/generate_token.hpp>
 
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace cartesia {
 
 namespace detail {
 class client_impl;
+struct stats_access;
 struct client_access;
 const boost::asio::any_io_executor& client_executor(const client_impl& impl) noexcept;
 void start_client_generate_token(const std::shared_ptr<client_impl>& impl, token_handler handler,
                                  bool handler_has_own_executor, token_request request, diagnostics* diag);
 } // namespace detail
+
+/// What a `cartesia::client` has done so far, and what it holds now: a snapshot
+/// from client::stats(). The counters count from the client's construction.
+struct client_stats {
+    // --- now --------------------------------------------------------------------
+    std::size_t connections_open = 0; ///< Open and usable (idle or carrying a request), not opening.
+    std::size_t connections_idle = 0; ///< Of those, the idle ones.
+    std::size_t connections_opening = 0;
+    std::size_t requests_queued = 0; ///< Waiting for a free connection.
+
+    // --- so far -----------------------------------------------------------------
+    std::uint64_t tokens_minted = 0; ///< Operations that completed with a token.
+    std::uint64_t failures = 0;      ///< Operations that completed with an error (the sum of the next five).
+    std::uint64_t failures_http = 0; ///< The API answered with an error status (4xx, 5xx).
+    std::uint64_t failures_timeout = 0;   ///< `error::timeout`: an attempt's or the total deadline.
+    std::uint64_t failures_cancelled = 0; ///< `operation_aborted`: cancelled, or the client closed.
+    std::uint64_t failures_network = 0;   ///< No answer: name resolution, connect, proxy, TLS, I/O.
+    std::uint64_t failures_other = 0;     ///< A malformed or oversized response, out of memory.
+    std::uint64_t retries = 0;            ///< Attempts after the first, as scheduled.
+    std::uint64_t retries_refused = 0;    ///< Retryable failures delivered at once: the retry budget was spent.
+    std::uint64_t stale_moves = 0;        ///< Requests moved past a pooled connection the server had closed.
+    std::uint64_t connections_opened = 0; ///< Connections whose TLS handshake completed.
+    std::uint64_t connection_failures = 0; ///< Openings that failed (resolve, connect, proxy, TLS, deadline).
+    std::uint64_t handshakes_full = 0;     ///< Of the opened, those with a full TLS handshake.
+    std::uint64_t handshakes_resumed = 0;  ///< Of the opened, those that resumed a session.
+
+    /// The q-quantile (0 to 1) of the time operations took from start to completion,
+    /// over every completed operation (with a token or an error), within 3% (the
+    /// histogram has log buckets, in constant memory). Zero before the first.
+    std::chrono::microseconds latency_quantile(double q) const noexcept;
+    /// The operations latency_quantile() reads: tokens_minted + failures.
+    std::uint64_t latency_count() const noexcept;
+
+private:
+    friend struct detail::stats_access;
+    std::vector<std::uint64_t> latency_buckets_;
+};
 
 /// Mints tokens over a pool of keep-alive TLS connections: a backend minting a
 /// token per user session pays for a TLS handshake once per connection, not once
@@ -95,6 +138,11 @@ public:
     {
         return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token, request, &diag);
     }
+
+    /// A consistent snapshot of the client's statistics: every member read at one
+    /// instant. Cheap (a lock and a copy of a few KiB); any thread, also from
+    /// on_event.
+    client_stats stats() const;
 
     /// The executor the client was constructed with.
     executor_type get_executor() const noexcept;

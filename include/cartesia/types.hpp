@@ -4,12 +4,15 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace cartesia {
+
+struct event; // events.hpp
 
 /// The capabilities a token grants. An unset member is not sent, leaving the
 /// server's default; `false` is sent as `false`.
@@ -110,6 +113,13 @@ struct client_config {
     double retry_budget_ratio = 0.2;
     /// `cartesia::client` only: retries always allowed per second, whatever the ratio.
     unsigned retry_budget_min_per_second = 10;
+    /// Called with each step of each operation (see events.hpp), for a log or a
+    /// trace: on the operation's strand (a client's: its internal strand), never
+    /// concurrently for one client or one operation. It must not block, and must
+    /// not throw: an exception from it ends the program. Empty: no event is made,
+    /// at no cost. It is copied with the configuration: what it refers to must
+    /// outlive every operation and connection made with it.
+    std::function<void(const event&)> on_event;
 };
 
 /// Prints the configuration for a log, e.g. `{api_key: sk_car_…, base_url: https://api.cartesia.ai, ...}`.
