@@ -154,6 +154,7 @@ bool client_impl::acquire(request_op& op)
         request.wait_for_connection();
     } catch (const std::bad_alloc&) {
         pool_.leave(request); // nothing is pending for it: the driver reports the failure
+        stats_.set(gauges());
         if (answer.open)
             start_opening(answer.open); // for the others
         throw;
@@ -244,11 +245,15 @@ void client_impl::stop_deadline(request_op& op, deadline_kind which)
         total_deadline_list::unwatch(pooled(op));
 }
 
+void client_impl::retry_scheduled(request_op&)
+{
+    stats_.retry_scheduled();
+}
+
 void client_impl::finished(request_op& op, error_code ec)
 {
     pooled(op).tracked_request::unlink();
-    stats_.completed(ec, request_clock::now() - op.started_at(), op.attempt(), op.stale_moves(), budget_.refused(),
-                     gauges());
+    stats_.completed(ec, request_clock::now() - op.started_at(), op.stale_moves(), budget_.refused(), gauges());
 }
 
 // The pool handed an opening's result to a waiting request: a connection, or the
@@ -342,7 +347,7 @@ client::client(executor_type executor, boost::asio::ssl::context& tls, client_co
     impl_->start();
 }
 
-// close() allocates the function it dispatches to the strand; should that
+// close() allocates the function it posts to the strand; should that
 // allocation fail in a destructor, terminating is the only honest outcome.
 client::~client() // NOLINT(bugprone-exception-escape): see above
 {
@@ -376,7 +381,9 @@ void client::close()
 {
     if (!impl_)
         return; // moved from
-    boost::asio::dispatch(impl_->strand(), [impl = impl_] { impl->close(); });
+    // Posted, not dispatched: close() called on the strand (from on_event) must
+    // not cut into the pool's step that reported the event.
+    boost::asio::post(impl_->strand(), [impl = impl_] { impl->close(); });
 }
 
 } // namespace cartesia

@@ -76,6 +76,7 @@ public:
     void abort_release(request_op&) override { BOOST_ASSERT(false); } // releasing never waits
     void start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at) override;
     void stop_deadline(request_op& op, deadline_kind which) override;
+    void retry_scheduled(request_op& op) override;
     void finished(request_op& op, error_code ec) override;
 
 private:

@@ -32,7 +32,7 @@ public:
     void emit(const event& e) const noexcept;
 
     // Server text (or text that may quote it) made fit for an event: the API key,
-    // the proxy's password and its Authorization value replaced, control
+    // the proxy's password and the base64 of its credentials replaced, control
     // characters as spaces (one line), at most 400 bytes.
     std::string clean(std::string text) const;
 
@@ -46,7 +46,7 @@ private:
     const std::function<void(const event&)>* on_event_ = nullptr;
     std::string_view api_key_;
     std::string_view proxy_password_;
-    std::string_view proxy_authorization_;
+    std::string_view proxy_authorization_; // the base64 part of Proxy-Authorization
     bool via_proxy_ = false;
 };
 

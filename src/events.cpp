@@ -125,7 +125,11 @@ void event_sink::configure(const client_config& config, const endpoint& where) n
     via_proxy_ = where.network.proxy.has_value();
     if (via_proxy_) {
         proxy_password_ = where.network.proxy->password;
-        proxy_authorization_ = where.network.proxy->authorization;
+        // The base64 of "user:password", which a proxy may quote without its scheme.
+        std::string_view credentials = where.network.proxy->authorization;
+        if (const auto space = credentials.find(' '); space != std::string_view::npos)
+            credentials.remove_prefix(space + 1);
+        proxy_authorization_ = credentials;
     }
 }
 

@@ -60,10 +60,13 @@ private:
         asio::co_spawn(strand(), open(), [self = shared_self()](const std::exception_ptr& failure, error_code ec) {
             if (failure) // only allocation failures can get here; report rather than terminate
                 ec = make_error_code(boost::system::errc::not_enough_memory);
-            if (!ec)
+            if (!ec) {
                 self->set_connection(&*self->connection_, /*reused=*/false);
-            else
+            } else {
+                if (self->context.events.enabled())
+                    self->report_failed_opening(ec);
                 self->connection_.reset();
+            }
             self->acquire_done(ec);
         });
         return false;
@@ -91,6 +94,10 @@ private:
     {
         if (context.events.enabled())
             report_closing(exchange);
+        // A whole response, even an error, leaves a TLS session worth resuming:
+        // the retry that may follow then costs an abbreviated handshake.
+        if (exchange && (!exchange->ec || exchange->response_started))
+            cache_session(tls_.native_handle(), where.host_header, connection_->native_handle());
         if (!exchange || exchange->ec) {
             // An abortive close: no token came over it. Told as ended properly when
             // it is at a record boundary (a whole error response), so that OpenSSL
@@ -99,7 +106,6 @@ private:
             connection_.reset();
             return true;
         }
-        cache_session(tls_.native_handle(), where.host_header, connection_->native_handle());
         connection_->async_shutdown([self = shared_self()](error_code) {
             self->connection_.reset();
             self->released();
@@ -135,6 +141,14 @@ private:
     }
 
     void finished(request_op&, error_code) override {}
+
+    void report_failed_opening(error_code ec) noexcept
+    {
+        event e = connection_->closed_event("its opening failed", 0);
+        e.operation = number();
+        e.error = ec;
+        context.events.emit(e);
+    }
 
     void report_closing(const attempt_outcome* exchange) noexcept
     {

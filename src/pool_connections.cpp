@@ -100,12 +100,18 @@ asio::awaitable<error_code> client_impl::open(connection& link, diagnostics& dia
 void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics& diag)
 {
     const auto answer = pool_.opened(node, ec, request_clock::now(), config_.idle_timeout);
-    if (ec)
-        stats_.opening_failed(gauges());
-    else
+    // An opening that close() aborted did not fail: nobody wants it any more.
+    const bool abandoned = pool_.closed();
+    if (!ec)
         stats_.opened(node.link->session_resumed(), gauges());
+    else if (!abandoned)
+        stats_.opening_failed(gauges());
     if (answer.to != nullptr)
         wake_waiter(*answer.to, ec, diag);
+    if (abandoned && (ec || answer.close_it)) {
+        close_connection(node, {"the client was closed while it opened", 0, ec});
+        return;
+    }
     if (ec) {
         close_connection(node, {"its opening failed", 0, ec});
         return;
@@ -126,6 +132,7 @@ void client_impl::top_up()
     while (auto* fresh = pool_.open_for_minimum(now))
         start_opening(fresh);
     schedule(upkeep_timer_, pool_.next_maintenance(), &client_impl::maintain);
+    stats_.set(gauges());
 }
 
 void client_impl::close_connection(pool_type::node& node, const close_cause& why)

@@ -133,6 +133,15 @@ std::string scrub(std::string text, std::string_view api_key)
     return text;
 }
 
+std::string kept_server_text(std::string text, std::string_view api_key)
+{
+    constexpr std::size_t max_kept = 1024; // server text is untrusted: bound what we keep of it
+    text = scrub(std::move(text), api_key);
+    if (text.size() > max_kept)
+        text.resize(max_kept);
+    return text;
+}
+
 error_code validate(const client_config& config, const token_request& request, endpoint& out, diagnostics& diag)
 {
     // The key goes into a header: a control character would let it inject headers.
@@ -320,8 +329,6 @@ error_code parse_token_body(std::string_view body, std::string_view content_type
 void parse_error_body(std::string_view body, std::string_view request_id_header, std::string_view api_key,
                       diagnostics& diag)
 {
-    // Server text is untrusted: bound what we keep of it.
-    constexpr std::size_t max_kept = 1024;
     std::string title, message, code, request_id;
     boost::system::error_code json_ec;
     boost::json::value parsed = boost::json::parse(body, json_ec);
@@ -338,12 +345,8 @@ void parse_error_body(std::string_view body, std::string_view request_id_header,
     }
     if (request_id.empty())
         request_id.assign(request_id_header);
-    // Scrub before truncating: a key cut in two by the limit would no longer match.
-    for (std::string* field : {&title, &message, &code, &request_id}) {
-        *field = scrub(std::move(*field), api_key);
-        if (field->size() > max_kept)
-            field->resize(max_kept);
-    }
+    for (std::string* field : {&title, &message, &code, &request_id})
+        *field = kept_server_text(std::move(*field), api_key);
     diagnostics_access::set_server_fields(diag, std::move(title), std::move(message), std::move(code),
                                           std::move(request_id));
 }

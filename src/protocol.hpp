@@ -41,6 +41,10 @@ void replace_all(std::string& text, std::string_view secret, std::string_view re
 // server echoing the key cannot make it reach a log through diagnostics.
 std::string scrub(std::string text, std::string_view api_key);
 
+// Server text as diagnostics keep it: scrubbed of the key, then bounded to 1 KiB
+// (in that order: a key cut in two by the bound would no longer match).
+std::string kept_server_text(std::string text, std::string_view api_key);
+
 // Where requests go, from client_config::base_url.
 struct endpoint {
     std::string host;        // "api.cartesia.ai", "127.0.0.1" or "::1" (no brackets)

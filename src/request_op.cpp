@@ -65,8 +65,10 @@ struct request_op::cancellation_bridge {
         using ct = asio::cancellation_type;
         if ((type & (ct::terminal | ct::partial)) == ct::none)
             return; // total cancellation is not supported: a token may have been minted
+        // Posted, not dispatched: a slot emitted on the strand itself (from the
+        // operation's own on_event) must not re-enter the driver in mid-step.
         if (auto self = op.lock())
-            asio::dispatch(strand, [self] { self->cancel("the operation was cancelled"); });
+            asio::post(strand, [self] { self->cancel("the operation was cancelled"); });
     }
 };
 
@@ -104,6 +106,14 @@ void request_op::start()
 
 void request_op::run(request_event event)
 {
+    // Nothing calls back into the loop while it runs: sources complete their steps
+    // later, and what user code can trigger (cancellation, close()) is posted.
+    BOOST_ASSERT(!running_);
+    running_ = true;
+    struct not_running {
+        bool& flag;
+        ~not_running() { flag = false; }
+    } on_exit{running_};
     for (;;) {
         const request_action action = fsm_.resume(event);
         if (context_.events.enabled())
@@ -153,6 +163,7 @@ std::optional<request_event> request_op::execute(const request_action& action)
         return events::released(request_clock::now());
     case request_action_kind::backoff:
         start_backoff(action.delay);
+        context_.source.retry_scheduled(*this);
         return std::nullopt;
     case request_action_kind::complete:
         finish(action.error);
@@ -294,7 +305,14 @@ void request_op::report(const request_event& happened, const request_action& nex
 {
     try {
         report_events(happened, next);
-    } catch (const std::bad_alloc&) { // an event lost for want of memory; the operation goes on
+    } catch (const std::bad_alloc&) {
+        // An event lost for want of memory; the operation goes on. `completed` is
+        // promised, last: it goes out without its reason.
+        if (next.kind == request_action_kind::complete) {
+            event e = event_of(event_kind::completed);
+            e.error = next.error;
+            context_.events.emit(e);
+        }
     }
 }
 

@@ -88,6 +88,8 @@ public:
     // order of their times, and so do the total ones.
     virtual void start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at) = 0;
     virtual void stop_deadline(request_op& op, deadline_kind which) = 0;
+    // The operation begins to wait before its next attempt (for statistics).
+    virtual void retry_scheduled(request_op&) {}
     // The operation is about to call its handler with `ec`.
     virtual void finished(request_op& op, error_code ec) = 0;
 
@@ -203,6 +205,7 @@ private:
     std::unique_ptr<asio::steady_timer> backoff_; // most operations never retry: made when one does
     bool reused_ = false;                         // the acquired connection served an exchange before
     bool initiating_ = false;                     // inside start(): completing now must not call the handler inline
+    bool running_ = false;                        // inside run(), for an assertion
 };
 
 } // namespace cartesia::detail

@@ -24,6 +24,10 @@ failure_kind kind_of(boost::system::error_code ec) noexcept
 {
     if (ec == boost::asio::error::operation_aborted)
         return failure_kind::cancelled;
+    if (ec == boost::system::errc::not_enough_memory)
+        return failure_kind::other;
+    if (ec == boost::asio::error::timed_out) // a pool's opening that passed its deadline
+        return failure_kind::timeout;
     if (ec.category() != error_category())
         return failure_kind::network; // the system's and OpenSSL's: resolving, connecting, TLS, I/O
     switch (static_cast<error>(ec.value())) {
@@ -57,13 +61,12 @@ void stats_recorder::store(const pool_gauges& now) noexcept
     counters_.requests_queued = now.queued;
 }
 
-void stats_recorder::completed(boost::system::error_code ec, std::chrono::nanoseconds latency, unsigned attempts,
-                               unsigned stale_moves, std::uint64_t retries_refused, const pool_gauges& now) noexcept
+void stats_recorder::completed(boost::system::error_code ec, std::chrono::nanoseconds latency, unsigned stale_moves,
+                               std::uint64_t retries_refused, const pool_gauges& now) noexcept
 {
     const std::lock_guard lock(mutex_);
     store(now);
     latency_.record(latency);
-    counters_.retries += attempts > 1 ? attempts - 1 : 0;
     counters_.stale_moves += stale_moves;
     counters_.retries_refused = retries_refused;
     if (!ec) {
@@ -88,6 +91,12 @@ void stats_recorder::completed(boost::system::error_code ec, std::chrono::nanose
         ++counters_.failures_other;
         break;
     }
+}
+
+void stats_recorder::retry_scheduled() noexcept
+{
+    const std::lock_guard lock(mutex_);
+    ++counters_.retries;
 }
 
 void stats_recorder::opened(bool resumed, const pool_gauges& now) noexcept

@@ -36,11 +36,13 @@ struct pool_gauges {
 
 class stats_recorder {
 public:
-    // An operation completed with `ec` (none: a token) after `latency`. The
-    // retries it made, the stale connections it moved past, the retries the budget
-    // has refused so far, and the pool as it is now.
-    void completed(boost::system::error_code ec, std::chrono::nanoseconds latency, unsigned attempts,
-                   unsigned stale_moves, std::uint64_t retries_refused, const pool_gauges& now) noexcept;
+    // An operation completed with `ec` (none: a token) after `latency`; the stale
+    // connections it moved past, the retries the budget has refused so far, and
+    // the pool as it is now.
+    void completed(boost::system::error_code ec, std::chrono::nanoseconds latency, unsigned stale_moves,
+                   std::uint64_t retries_refused, const pool_gauges& now) noexcept;
+    // An operation begins to wait before its next attempt.
+    void retry_scheduled() noexcept;
     // An opening ended: with a connection (`resumed`: its TLS session), or not.
     void opened(bool resumed, const pool_gauges& now) noexcept;
     void opening_failed(const pool_gauges& now) noexcept;

@@ -17,7 +17,10 @@ namespace cartesia {
 /// `attempt_started`, `connected`, `response_received` for each attempt (the last
 /// two only as far as the attempt got), `retry_scheduled` between attempts, and
 /// `completed` once, last. `connection_closed` belongs to a connection rather than
-/// to an operation: a pool closes connections on its own too.
+/// to an operation: a pool closes connections on its own too. A pooled request
+/// that moves past a stale connection reports `connected` again in the same
+/// attempt; one handed a connection just as a deadline or a cancellation cut its
+/// wait reports `connected`, then gives it back unused.
 enum class event_kind {
     attempt_started,   ///< An attempt began: it waits for a connection, or opens one.
     connected,         ///< The attempt has its connection: a pooled one, or one just opened.
@@ -33,9 +36,9 @@ std::string_view to_string(event_kind kind) noexcept;
 /// One step of an operation, with what is known at that point. A member that the
 /// kind does not mention is left at its default.
 ///
-/// Never contains the API key, a token or a proxy's credentials: the texts are
-/// the library's own, and the server's text in them is scrubbed of the key and of
-/// the proxy's user and password.
+/// Never contains the API key, a token or a proxy's password: the texts are the
+/// library's own, and the server's text in them is cleaned of the key, the proxy's
+/// password and the base64 of its credentials, and of control characters.
 ///
 /// The string_views refer to storage that lives only during the on_event call:
 /// copy what you keep.
@@ -72,9 +75,9 @@ struct event {
     std::string_view tls_version{};
     /// The TLS handshake resumed an earlier session (an abbreviated handshake).
     bool session_resumed = false;
-    /// For a connection opened for this attempt (`reused` false, and for a pool,
-    /// one not opened ahead): resolving, connecting, the proxy's tunnel and the
-    /// TLS handshake. Zero otherwise.
+    /// For a connection not `reused`: how long opening it took (resolving,
+    /// connecting, the proxy's tunnel, the TLS handshake), also when a pool opened
+    /// it ahead of the request. Zero for a reused one.
     std::chrono::microseconds connect_time{};
 
     // --- response_received -----------------------------------------------------
@@ -92,14 +95,15 @@ struct event {
     boost::system::error_code error{};
     /// One line: for retry_scheduled and a failed completed, the failure as
     /// `describe(error, diagnostics)` says it; for connection_closed, why (e.g.
-    /// "idle timeout", "closed by the server", "keep-alive limit").
+    /// "closed after its token", "the server closed it while idle", "the server's
+    /// Keep-Alive max reached", "the client was closed").
     std::string_view reason{};
     /// connection_closed: the exchanges it carried.
     std::size_t exchanges = 0;
 };
 
 /// One line for a log, without a newline, e.g.
-/// `op 7 attempt 1 connected: conn 3 new to 203.0.113.5:443 TLSv1.3 resumed in 41.2 ms`.
+/// `op 7 attempt 1 connected: conn 3 to 203.0.113.5:443 TLSv1.3 resumed, opened in 41.2 ms (+41.5 ms)`.
 std::string describe(const event& e);
 
 } // namespace cartesia

@@ -116,7 +116,9 @@ struct client_config {
     /// Called with each step of each operation (see events.hpp), for a log or a
     /// trace: on the operation's strand (a client's: its internal strand), never
     /// concurrently for one client or one operation. It must not block, and must
-    /// not throw: an exception from it ends the program. Empty: no event is made,
+    /// not throw: an exception from it ends the program. It may start operations,
+    /// cancel them and call client::close(): cancelling and closing take effect
+    /// after it returns. Empty: no event is made,
     /// at no cost. It is copied with the configuration: what it refers to must
     /// outlive every operation and connection made with it.
     std::function<void(const event&)> on_event;

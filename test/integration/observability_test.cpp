@@ -5,11 +5,14 @@
 
 #include <cartesia/events.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/test/unit_test.hpp>
 
 #include <atomic>
+#include <optional>
 #include <set>
 #include <thread>
 #include <vector>
@@ -104,6 +107,7 @@ BOOST_AUTO_TEST_CASE(a_retried_one_shot_reports_each_step_in_order_on_the_io_thr
     const std::uint64_t op = ev[0].operation;
     BOOST_TEST(op > 0u);
     for (const auto& e : ev) {
+        BOOST_TEST_MESSAGE(e.line); // --log_level=message shows them
         BOOST_TEST(e.operation == op, e.line);
         BOOST_TEST(e.thread == std::this_thread::get_id()); // io.run() ran here
         BOOST_TEST(e.line.find('\n') == std::string::npos);
@@ -121,6 +125,7 @@ BOOST_AUTO_TEST_CASE(a_retried_one_shot_reports_each_step_in_order_on_the_io_thr
     BOOST_TEST(ev[5].attempt == 2u);
     BOOST_TEST(ev[6].connection != ev[1].connection);
     BOOST_TEST(!ev[1].resumed); // a fresh ssl::context: nothing to resume
+    BOOST_TEST(ev[6].resumed);  // the session of the 503's connection, kept in it
     BOOST_TEST(ev[7].status == 200u);
     BOOST_TEST(ev[8].reason == "closed after its token");
     BOOST_TEST(ev[9].attempt == 2u);
@@ -317,4 +322,59 @@ BOOST_AUTO_TEST_CASE(stats_may_be_read_from_any_thread_while_the_pool_works)
     reader.join();
     BOOST_TEST(max_seen.load() != ~std::uint64_t{0});
     BOOST_TEST(pool.stats().tokens_minted == static_cast<std::uint64_t>(total));
+}
+
+// on_event may cancel the operation and close the client: that takes effect once
+// it returns, so the step it reported is carried out first and the operation
+// then ends with operation_aborted, exactly once.
+BOOST_AUTO_TEST_CASE(on_event_may_close_the_client_or_cancel_its_own_operation)
+{
+    server_fixture f;
+    for (const auto when : {event_kind::attempt_started, event_kind::connected, event_kind::response_received,
+                            event_kind::retry_scheduled, event_kind::connection_closed}) {
+        auto config = f.config_with_fault("retry-after-ms-1"); // always 429: every kind comes
+        config.max_retries = 1;
+        std::optional<cartesia::client> pool;
+        bool acted = false;
+        config.on_event = [&](const event& e) {
+            if (e.kind == when && !acted) {
+                acted = true;
+                pool->close();
+            }
+        };
+        pool.emplace(f.io.get_executor(), f.tls, config);
+        int calls = 0;
+        error_code got;
+        pool->async_generate_token({}, [&](error_code ec, const cartesia::token_response&) {
+            ++calls;
+            got = ec;
+        });
+        f.io.run();
+        f.io.restart();
+        BOOST_TEST(acted, cartesia::to_string(when));
+        BOOST_TEST(calls == 1, cartesia::to_string(when));
+        BOOST_TEST((got == asio::error::operation_aborted || got == cartesia::error::rate_limited),
+                   cartesia::to_string(when) << ": " << got.message());
+    }
+    for (const auto when : {event_kind::attempt_started, event_kind::retry_scheduled, event_kind::connected}) {
+        asio::cancellation_signal signal;
+        auto config = f.config_with_fault("retry-after-ms-1");
+        config.max_retries = 1;
+        config.on_event = [&, when](const event& e) {
+            if (e.kind == when)
+                signal.emit(asio::cancellation_type::terminal);
+        };
+        int calls = 0;
+        error_code got;
+        cartesia::async_generate_token(
+            f.io, f.tls, config, {},
+            asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const cartesia::token_response&) {
+                ++calls;
+                got = ec;
+            }));
+        f.io.run();
+        f.io.restart();
+        BOOST_TEST(calls == 1, cartesia::to_string(when));
+        BOOST_TEST(got == asio::error::operation_aborted, cartesia::to_string(when) << ": " << got.message());
+    }
 }

@@ -152,14 +152,19 @@ BOOST_AUTO_TEST_CASE(completions_count_by_kind)
 {
     cd::stats_recorder r;
     const cd::pool_gauges now{3, 1, 1, 4};
-    r.completed({}, 10ms, 1, 0, 0, now);
-    r.completed({}, 20ms, 3, 1, 0, now); // two retries, one stale move
-    r.completed(cartesia::error::rate_limited, 5ms, 1, 0, 2, now);
-    r.completed(cartesia::error::timeout, 5ms, 1, 0, 2, now);
-    r.completed(boost::asio::error::operation_aborted, 5ms, 1, 0, 2, now);
-    r.completed(boost::asio::error::connection_refused, 5ms, 2, 0, 2, now);
-    r.completed(cartesia::error::proxy_auth_required, 5ms, 1, 0, 2, now);
-    r.completed(cartesia::error::bad_response, 5ms, 1, 0, 3, now);
+    r.completed({}, 10ms, 0, 0, now);
+    r.retry_scheduled();
+    r.retry_scheduled();
+    r.completed({}, 20ms, 1, 0, now); // after two retries and a stale move
+    r.completed(cartesia::error::rate_limited, 5ms, 0, 2, now);
+    r.completed(cartesia::error::timeout, 5ms, 0, 2, now);
+    r.completed(boost::asio::error::timed_out, 5ms, 0, 2, now); // a pool's opening deadline
+    r.completed(boost::asio::error::operation_aborted, 5ms, 0, 2, now);
+    r.retry_scheduled();
+    r.completed(boost::asio::error::connection_refused, 5ms, 0, 2, now);
+    r.completed(cartesia::error::proxy_auth_required, 5ms, 0, 2, now);
+    r.completed(cartesia::error::bad_response, 5ms, 0, 2, now);
+    r.completed(make_error_code(boost::system::errc::not_enough_memory), 5ms, 0, 3, now);
     r.opened(false, now);
     r.opened(true, now);
     r.opened(true, now);
@@ -167,12 +172,12 @@ BOOST_AUTO_TEST_CASE(completions_count_by_kind)
 
     const auto s = r.snapshot();
     BOOST_TEST(s.tokens_minted == 2u);
-    BOOST_TEST(s.failures == 6u);
+    BOOST_TEST(s.failures == 8u);
     BOOST_TEST(s.failures_http == 1u);
-    BOOST_TEST(s.failures_timeout == 1u);
+    BOOST_TEST(s.failures_timeout == 2u);
     BOOST_TEST(s.failures_cancelled == 1u);
     BOOST_TEST(s.failures_network == 2u);
-    BOOST_TEST(s.failures_other == 1u);
+    BOOST_TEST(s.failures_other == 2u);
     BOOST_TEST(s.failures ==
                s.failures_http + s.failures_timeout + s.failures_cancelled + s.failures_network + s.failures_other);
     BOOST_TEST(s.retries == 3u);
@@ -186,7 +191,7 @@ BOOST_AUTO_TEST_CASE(completions_count_by_kind)
     BOOST_TEST(s.connections_idle == 1u);
     BOOST_TEST(s.connections_opening == 1u);
     BOOST_TEST(s.requests_queued == 4u);
-    BOOST_TEST(s.latency_count() == 8u);
+    BOOST_TEST(s.latency_count() == 10u);
 }
 
 BOOST_AUTO_TEST_CASE(latency_quantiles_are_within_their_precision)
@@ -196,7 +201,7 @@ BOOST_AUTO_TEST_CASE(latency_quantiles_are_within_their_precision)
     BOOST_TEST(r.snapshot().latency_count() == 0u);
     // 1 ms to 1000 ms, one each: the q-quantile is about q seconds.
     for (int ms = 1; ms <= 1000; ++ms)
-        r.completed({}, std::chrono::milliseconds(ms), 1, 0, 0, {});
+        r.completed({}, std::chrono::milliseconds(ms), 0, 0, {});
     const auto s = r.snapshot();
     for (const double q : {0.01, 0.1, 0.5, 0.9, 0.99}) {
         const double expected_us = std::floor(q * 1000.0 + 1.0) * 1000.0; // rank floor(q * n), 1-based ms
@@ -206,7 +211,7 @@ BOOST_AUTO_TEST_CASE(latency_quantiles_are_within_their_precision)
     BOOST_TEST(s.latency_quantile(0.0).count() >= 968);       // the minimum, 1 ms, within 3.1%
     BOOST_TEST(s.latency_quantile(1.0).count() <= 1'000'000); // clamped to the maximum
     // A later snapshot does not change an earlier one.
-    r.completed({}, 100s, 1, 0, 0, {});
+    r.completed({}, 100s, 0, 0, {});
     BOOST_TEST(s.latency_count() == 1000u);
     BOOST_TEST(r.snapshot().latency_count() == 1001u);
 }
@@ -220,8 +225,7 @@ BOOST_AUTO_TEST_CASE(a_snapshot_is_consistent_while_another_thread_records)
     std::thread writer([&] {
         for (int i = 0; i < operations; ++i) {
             const auto n = static_cast<std::size_t>(i % 5);
-            r.completed(i % 3 == 0 ? cartesia::error::timeout : boost::system::error_code{}, 1ms, 1, 0, 0,
-                        {n, n, 0, 0});
+            r.completed(i % 3 == 0 ? cartesia::error::timeout : boost::system::error_code{}, 1ms, 0, 0, {n, n, 0, 0});
         }
     });
     bool consistent = true;
