@@ -2,6 +2,8 @@
 #ifndef TOKEN_SERVER_METRICS_HPP
 #define TOKEN_SERVER_METRICS_HPP
 
+#include <cartesia/client.hpp>
+
 #include <boost/system/error_code.hpp>
 
 #include <array>
@@ -68,6 +70,9 @@ void family(std::string& out, std::string_view name, std::string_view type, std:
 void sample(std::string& out, std::string_view name, std::string_view labels, double value);
 void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t value);
 } // namespace exposition
+
+/// The embedded client's statistics (client::stats()) in the text format.
+void write_client_stats(std::string& out, const cartesia::client_stats& stats);
 
 } // namespace token_server
 

@@ -1,4 +1,4 @@
-// The server's own metrics and access log: what each request leaves behind, and GET /metrics.
+// The server's metrics and access log: what each request leaves behind, and GET /metrics.
 #include "token_server.hpp"
 
 #include <iostream>
@@ -38,6 +38,7 @@ http_response server::metrics() const
     answer.set(http::field::content_type, metrics_content_type);
     answer.set(http::field::cache_control, "no-store");
     metrics_.write(answer.body());
+    write_client_stats(answer.body(), upstream_.stats());
     return answer;
 }
 

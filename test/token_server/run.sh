@@ -193,6 +193,15 @@ expect_metric "3 token request durations" 'token_server_request_duration_seconds
 expect_metric "all within +Inf" 'token_server_request_duration_seconds_bucket{route="/api/token",le="+Inf"}' 3
 expect_metric "no 429 yet" 'token_server_rate_limited_total' 0
 expect_metric "no upstream failure" 'token_server_upstream_failures_total{kind="network"}' 0
+expect_metric "the client minted 3" 'cartesia_client_tokens_minted_total' 3
+expect_metric "the client's latency is over 3" 'cartesia_client_latency_observations_total' 3
+expect_match "the client failed none" '^0$' "$(family_sum cartesia_client_failures_total)"
+expect_metric "no request queued" 'cartesia_client_requests_queued' 0
+expect_match "a latency median" '^[0-9.e+-]+$' "$(metric 'cartesia_client_latency_quantile_seconds{q="0.5"}')"
+expect_no_match "a latency median above 0" '^0$' "$(metric 'cartesia_client_latency_quantile_seconds{q="0.5"}')"
+opened=$(metric cartesia_client_connections_opened_total)
+expect_match "the client opened a connection" '^[1-9][0-9]*$' "$opened"
+expect_match "each opened with one handshake" "^$opened\$" "$(family_sum cartesia_client_handshakes_total)"
 fetch "$counted/missing.html"
 scrape "a second scrape" "$counted"
 expect_metric "the first scrape counted by the second" 'token_server_requests_total{route="/metrics",status="200"}' 1
@@ -240,9 +249,9 @@ expect_metric "the 429 counted as rate limited" 'token_server_rate_limited_total
 expect_metric "the 429 counted by status" 'token_server_requests_total{route="/api/token",status="429"}' 1
 
 # --- upstream failures: a short fixed text per class, the request id, nothing else ---
-upstream_failure() { # NAME BASE_URL EXPECTED_STATUS KIND [OPTIONS...]
-    local name=$1 base_url=$2 expected=$3 kind=$4 answer
-    shift 4
+upstream_failure() { # NAME BASE_URL EXPECTED_STATUS KIND CLIENT_KIND [OPTIONS...]
+    local name=$1 base_url=$2 expected=$3 kind=$4 client_kind=$5 answer
+    shift 5
     start_token_server "$token_server" "$work" "$name" "$base_url" --upstream-max-retries 0 "$@"
     fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
     expect_status "upstream $name" "$expected"
@@ -252,16 +261,18 @@ upstream_failure() { # NAME BASE_URL EXPECTED_STATUS KIND [OPTIONS...]
     scrape "upstream $name" "$TOKEN_SERVER_URL"
     expect_metric "upstream $name: counted as $kind" "token_server_upstream_failures_total{kind=\"$kind\"}" 1
     expect_match "upstream $name: counted once" '^1$' "$(family_sum token_server_upstream_failures_total)"
+    expect_match "upstream $name: one failure for the client" '^1$' "$(family_sum cartesia_client_failures_total)"
+    expect_metric "upstream $name: the client's kind" "cartesia_client_failures_total{kind=\"$client_kind\"}" 1
     body=$answer
 }
-upstream_failure unauthorized "$TEST_SERVER_URL/fault/status-401" 502 http_4xx
+upstream_failure unauthorized "$TEST_SERVER_URL/fault/status-401" 502 http_4xx http
 expect_match "the upstream request id is passed on" '"request_id":"[0-9a-f-]{36}"' "$body"
-upstream_failure unavailable "$TEST_SERVER_URL/fault/always-503" 503 http_5xx
-upstream_failure rate-limited "$TEST_SERVER_URL/fault/status-429" 503 rate_limited
-upstream_failure garbage "$TEST_SERVER_URL/fault/garbage" 502 other
-upstream_failure hang "$TEST_SERVER_URL/fault/hang" 504 timeout --upstream-timeout-ms 300
-upstream_failure refused "https://127.0.0.1:1" 503 network
-CARTESIA_CA_FILE='' upstream_failure untrusted "$TEST_SERVER_URL" 502 tls
+upstream_failure unavailable "$TEST_SERVER_URL/fault/always-503" 503 http_5xx http
+upstream_failure rate-limited "$TEST_SERVER_URL/fault/status-429" 503 rate_limited http
+upstream_failure garbage "$TEST_SERVER_URL/fault/garbage" 502 other other
+upstream_failure hang "$TEST_SERVER_URL/fault/hang" 504 timeout timeout --upstream-timeout-ms 300
+upstream_failure refused "https://127.0.0.1:1" 503 network network
+CARTESIA_CA_FILE='' upstream_failure untrusted "$TEST_SERVER_URL" 502 tls network
 
 if CARTESIA_API_KEY='' "$token_server" --port 0 >/dev/null 2>"$work/no-key.log"; then status=0; else status=$?; fi
 expect_match "no API key: exit status 2" '^2$' "$status"
