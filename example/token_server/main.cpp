@@ -31,7 +31,8 @@ constexpr auto shutdown_grace = std::chrono::seconds(5);
 constexpr std::string_view usage = R"(usage: token_server [options]
 
 Serves POST /api/token (short-lived Cartesia access tokens), the page that asks for
-them, and GET /healthz, over plain HTTP. Stops on SIGINT or SIGTERM.
+them, GET /healthz and GET /metrics (Prometheus), over plain HTTP. Logs one JSON
+line per request on stderr. Stops on SIGINT or SIGTERM.
 
 environment:
   CARTESIA_API_KEY               the API key (required; never taken from the command line)
@@ -51,6 +52,7 @@ options:
   --allow-origin ORIGIN          let pages from ORIGIN call /api/token (CORS); repeatable
   --upstream-timeout-ms N        deadline of one upstream attempt (default 10000)
   --upstream-max-retries N       upstream retries after the first attempt, 0 to 10 (default 2)
+  --no-access-log                no JSON line per request on stderr
   --help                         print this help
 
 exit status: 0 after a clean shutdown, 1 a failure while running, 2 bad usage
@@ -139,6 +141,10 @@ options parse_options(int argc, char** argv)
     bool grants_given = false;
     for (int i = 1; i < argc; ++i) {
         const std::string_view option = argv[i];
+        if (option == "--no-access-log") { // the one option without a value
+            result.server.access_log = false;
+            continue;
+        }
         if (i + 1 == argc)
             throw usage_error{std::string(option) + " needs a value"};
         apply_option(option, argv[++i], result, grants_given);

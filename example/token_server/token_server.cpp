@@ -22,7 +22,6 @@
 #include <array>
 #include <cctype>
 #include <fstream>
-#include <iomanip>
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -74,13 +73,6 @@ http_response method_not_allowed(std::string_view allowed_methods)
     auto answer = json_error(http::status::method_not_allowed, "method not allowed");
     answer.set(http::field::allow, allowed_methods);
     return answer;
-}
-
-http_response health(const http_request& req)
-{
-    if (req.method() != http::verb::get)
-        return method_not_allowed("GET");
-    return json_response(http::status::ok, {{"status", "ok"}});
 }
 
 http_response unauthorized()
@@ -248,20 +240,6 @@ tcp::acceptor listen_on(const asio::any_io_executor& executor, const tcp::endpoi
     return acceptor;
 }
 
-void log_exchange(std::string_view caller, const http_request& req, http::status status,
-                  std::chrono::steady_clock::time_point started, std::string_view note)
-{
-    // The path only: a query string may carry a secret (the page accepts ?secret=).
-    const std::chrono::duration<double, std::milli> latency = std::chrono::steady_clock::now() - started;
-    std::ostringstream line;
-    line << caller << ' ' << req.method_string() << ' ' << path_of(req.target()) << ' ' << static_cast<unsigned>(status)
-         << ' ' << std::fixed << std::setprecision(1) << latency.count() << " ms";
-    if (!note.empty())
-        line << ' ' << note;
-    line << '\n';
-    std::cerr << line.str();
-}
-
 } // namespace
 
 struct server::connection {
@@ -277,13 +255,6 @@ struct server::connection {
     beast::tcp_stream stream;
     beast::flat_buffer buffer;
     bool busy = false; // from the first byte of a request to the end of its response
-};
-
-// One request being answered: what the handlers read, and what the log line adds to the status.
-struct server::exchange {
-    const http_request& req;
-    const std::string& caller;
-    std::string log_note;
 };
 
 server::server(const asio::any_io_executor& executor, cartesia::client& upstream, server_config config)
@@ -360,6 +331,7 @@ asio::awaitable<void> server::serve_requests(connection& conn)
     while (!stopping_ && co_await next_request_arrives(conn)) {
         conn.busy = true;
         const auto started = std::chrono::steady_clock::now();
+        const auto began = std::chrono::system_clock::now();
         http::request_parser<http::string_body> parser;
         parser.header_limit(max_header_bytes);
         parser.body_limit(max_body_bytes);
@@ -367,22 +339,20 @@ asio::awaitable<void> server::serve_requests(connection& conn)
         const auto [read_error, bytes_read] = co_await http::async_read(conn.stream, conn.buffer, parser, use_tuple);
         if (read_error) {
             if (auto answer = answer_unreadable(read_error)) {
-                co_await send(conn, *answer, 11, false);
-                log_exchange(caller, parser.get(), answer->result(), started, {});
+                const auto delivery = co_await send(conn, *answer, 11, false);
+                record(exchange{parser.get(), path_of(parser.get().target()), caller, started, began, {}}, *answer,
+                       delivery);
             }
             break;
         }
 
-        exchange ex{parser.get(), caller, {}};
+        exchange ex{parser.get(), path_of(parser.get().target()), caller, started, began, {}};
         http_response answer = co_await respond(ex);
         const bool keep_alive = ex.req.keep_alive() && !stopping_;
-        const auto write_error = co_await send(conn, answer, ex.req.version(), keep_alive);
-        if (write_error)
-            ex.log_note =
-                "not delivered (" + write_error.message() + ")" + (ex.log_note.empty() ? "" : "; ") + ex.log_note;
-        log_exchange(caller, ex.req, answer.result(), started, ex.log_note);
+        const auto delivery = co_await send(conn, answer, ex.req.version(), keep_alive);
+        record(ex, answer, delivery);
         conn.busy = false;
-        if (write_error || !keep_alive)
+        if (delivery.error || !keep_alive)
             break;
     }
     conn.stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -400,24 +370,25 @@ asio::awaitable<bool> server::next_request_arrives(connection& conn)
     co_return !ec;
 }
 
-asio::awaitable<boost::system::error_code> server::send(connection& conn, http_response& answer, unsigned version,
-                                                        bool keep_alive)
+asio::awaitable<server::sent> server::send(connection& conn, http_response& answer, unsigned version, bool keep_alive)
 {
     answer.version(version);
     answer.keep_alive(keep_alive);
     answer.prepare_payload();
     conn.stream.expires_after(request_timeout);
     const auto [ec, bytes] = co_await http::async_write(conn.stream, answer, use_tuple);
-    co_return ec;
+    co_return sent{ec, bytes};
 }
 
 asio::awaitable<http_response> server::respond(exchange& ex)
 {
-    const std::string_view path = path_of(ex.req.target());
+    const std::string_view path = ex.path;
     if (path == "/api/token")
         co_return co_await token_endpoint(ex);
     if (path == "/healthz")
         co_return health(ex.req);
+    if (path == "/metrics")
+        co_return ex.req.method() == http::verb::get ? metrics() : method_not_allowed("GET");
     co_return static_file(ex.req, path);
 }
 
@@ -440,8 +411,10 @@ asio::awaitable<http_response> server::token_endpoint(exchange& ex)
 asio::awaitable<http_response> server::mint(exchange& ex)
 {
     // Before authentication, so that guessing the secret is rate limited too.
-    if (const auto wait = limiter_.acquire(ex.caller, rate_limiter::clock::now()); wait > wait.zero())
+    if (const auto wait = limiter_.acquire(ex.caller, rate_limiter::clock::now()); wait > wait.zero()) {
+        metrics_.count_rate_limited();
         co_return too_many_requests(wait);
+    }
     if (!is_authorized(ex.req))
         co_return unauthorized();
     const auto order = read_token_order(ex.req.body(), config_.policy);
@@ -454,8 +427,9 @@ asio::awaitable<http_response> server::mint_upstream(exchange& ex, const token_o
 {
     cartesia::diagnostics diag;
     const auto [ec, minted] = co_await upstream_.async_generate_token(to_token_request(order), diag, use_tuple);
+    ex.upstream = upstream_outcome{ec, diag.attempts(), ec ? cartesia::describe(ec, diag) : std::string()};
     if (ec) {
-        ex.log_note = "upstream: " + cartesia::describe(ec, diag);
+        metrics_.count_upstream_failure(ec);
         co_return upstream_failure(ec, diag);
     }
     co_return json_response(http::status::ok, {{"token", minted.token}, {"expires_in", order.expires_in.count()}});
@@ -477,6 +451,16 @@ bool server::is_authorized(const http_request& req) const
 bool server::is_allowed_origin(std::string_view origin) const
 {
     return !origin.empty() && std::ranges::find(config_.allowed_origins, origin) != config_.allowed_origins.end();
+}
+
+// For a load balancer: 503 from the start of a shutdown, so that it sends no more callers.
+http_response server::health(const http_request& req) const
+{
+    if (req.method() != http::verb::get)
+        return method_not_allowed("GET");
+    if (stopping_)
+        return json_response(http::status::service_unavailable, {{"status", "shutting down"}});
+    return json_response(http::status::ok, {{"status", "ok"}});
 }
 
 http_response server::static_file(const http_request& req, std::string_view path) const

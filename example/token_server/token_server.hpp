@@ -2,6 +2,8 @@
 #ifndef TOKEN_SERVER_TOKEN_SERVER_HPP
 #define TOKEN_SERVER_TOKEN_SERVER_HPP
 
+#include "access_log.hpp"
+#include "metrics.hpp"
 #include "rate_limiter.hpp"
 #include "token_policy.hpp"
 
@@ -16,6 +18,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -35,6 +38,8 @@ struct server_config {
     rate_limiter::settings rate_limit;
     /// Origins whose pages may call POST /api/token from another origin (CORS).
     std::vector<std::string> allowed_origins;
+    /// One JSON line per request on stderr.
+    bool access_log = true;
 };
 
 /// An HTTP/1.1 server that mints tokens through `upstream` for its callers, and
@@ -55,14 +60,27 @@ public:
 
 private:
     struct connection;
-    struct exchange;
+    // One request being answered: what the handlers read, and what the access log and
+    // the metrics add to the status.
+    struct exchange {
+        const http_request& req;
+        std::string_view path; ///< The target without its query string.
+        const std::string& caller;
+        std::chrono::steady_clock::time_point started;
+        std::chrono::system_clock::time_point began;
+        std::optional<upstream_outcome> upstream; ///< For a request that reached the upstream.
+    };
 
     boost::asio::awaitable<void> wait_for_free_slot();
     boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket);
     boost::asio::awaitable<void> serve_requests(connection& conn);
     boost::asio::awaitable<bool> next_request_arrives(connection& conn);
-    boost::asio::awaitable<boost::system::error_code> send(connection& conn, http_response& answer, unsigned version,
-                                                           bool keep_alive);
+    struct sent {
+        boost::system::error_code error;
+        std::size_t bytes = 0;
+    };
+    boost::asio::awaitable<sent> send(connection& conn, http_response& answer, unsigned version, bool keep_alive);
+    void record(const exchange& ex, const http_response& answer, const sent& delivery);
 
     boost::asio::awaitable<http_response> respond(exchange& ex);
     boost::asio::awaitable<http_response> token_endpoint(exchange& ex);
@@ -71,10 +89,13 @@ private:
     bool is_authorized(const http_request& req) const;
     bool is_allowed_origin(std::string_view origin) const;
     http_response static_file(const http_request& req, std::string_view path) const;
+    http_response health(const http_request& req) const;
+    http_response metrics() const;
 
     cartesia::client& upstream_;
     server_config config_;
     rate_limiter limiter_;
+    server_metrics metrics_;
     boost::asio::ip::tcp::acceptor acceptor_;
     std::unordered_set<connection*> connections_;
     // Timers used as events: cancelled when a connection ends, never left to expire
