@@ -2,7 +2,12 @@
 //
 // The API key comes from the environment only: argv is visible to every user of
 // the machine through ps(1).
+//
+// --verbose (or CARTESIA_LOG=debug) logs the configuration and every event of the
+// operation (cartesia/events.hpp) on stderr, one line each, prefixed "cartesia: ";
+// stdout keeps only the result.
 #include <cartesia/cartesia.hpp>
+#include <cartesia/events.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -11,6 +16,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -43,11 +49,15 @@ options:
                         bound of one address's TCP connect and of the proxy's CONNECT
                         (default 10000)
   --json                print the whole response object instead of the token
+  -v, --verbose         log the configuration (key and proxy credentials redacted) and each
+                        step of the request (attempts, connection, responses, retries) on
+                        stderr, one line each, prefixed "cartesia: "
   --help                print this help
   --version             print the version
 
 environment: CARTESIA_API_KEY (required; never a flag: argv is visible to all users),
-  CARTESIA_BASE_URL, https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY
+  CARTESIA_BASE_URL, https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY,
+  CARTESIA_LOG (exactly "debug": as --verbose; any other value, "info" too, logs nothing)
 
 exit status: 0 success, 1 the request failed, 2 bad usage or input (no connection made)
 )";
@@ -70,7 +80,38 @@ struct options {
     cartesia::token_request request;
     std::optional<std::string> ca_file;
     bool print_json = false;
+    bool verbose = false;
 };
+
+// CARTESIA_LOG, as the official Cartesia SDKs name it. Only "debug" has a log to
+// give here: the CLI's one other line, a failure, is printed at every level.
+bool log_requested_by_environment()
+{
+    const char* level = std::getenv("CARTESIA_LOG");
+    return level != nullptr && std::string_view(level) == "debug";
+}
+
+// One line of the log on stderr. describe() promises a single line; a control
+// character (a newline, a terminal escape) that would reach the terminal anyway is
+// shown as \xNN, so that no text can forge or hide a line.
+void log_line(std::string_view text)
+{
+    std::string line = "cartesia: ";
+    line.reserve(line.size() + text.size() + 1);
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) {
+            constexpr std::string_view hex = "0123456789abcdef";
+            line += "\\x";
+            line += hex[byte >> 4U];
+            line += hex[byte & 0xfU];
+        } else {
+            line += c;
+        }
+    }
+    line += '\n';
+    std::cerr << line; // one write: the line is never interleaved with another
+}
 
 // Returns nullopt when the program should exit successfully (--help, --version).
 std::optional<options> parse_command_line(int argc, char** argv)
@@ -79,6 +120,7 @@ std::optional<options> parse_command_line(int argc, char** argv)
     // flags then override it.
     options parsed;
     parsed.config = cartesia::config_from_environment();
+    parsed.verbose = log_requested_by_environment();
     auto grant = [&]() -> cartesia::token_grant& {
         if (!parsed.request.grants)
             parsed.request.grants.emplace();
@@ -125,6 +167,8 @@ std::optional<options> parse_command_line(int argc, char** argv)
             parsed.config.connect_timeout = std::chrono::milliseconds(parse_integer<long long>(arg, value()));
         } else if (arg == "--json") {
             parsed.print_json = true;
+        } else if (arg == "--verbose" || arg == "-v") {
+            parsed.verbose = true;
         } else {
             throw usage_error{"unknown option '" + std::string(arg) + "' (see --help)"};
         }
@@ -152,6 +196,19 @@ int run(int argc, char** argv)
     } catch (const boost::system::system_error& e) {
         std::cerr << "cartesia-token: cannot use --ca-file: " << e.code().message() << '\n';
         return exit_usage;
+    }
+
+    if (opts->verbose) {
+        std::ostringstream config;
+        config << "config " << opts->config;
+        log_line(config.str());
+        // Must not throw (types.hpp): a line that cannot be made is left out.
+        opts->config.on_event = [](const cartesia::event& e) noexcept {
+            try {
+                log_line(cartesia::describe(e));
+            } catch (...) { // NOLINT(bugprone-empty-catch): std::bad_alloc; the log is best effort
+            }
+        };
     }
 
     boost::asio::io_context io;
