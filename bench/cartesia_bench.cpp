@@ -19,6 +19,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cstddef>
@@ -56,6 +57,7 @@ struct options {
     std::uint64_t wait_ms = 0;       // first-token, after-idle: the wait before the timed token
     std::uint64_t repeat = 20;       // first-token, after-idle: the timed tokens
     bool exact = false;              // quantiles from every sample, not the histogram's buckets
+    std::string events = "off";      // client_config::on_event: off, count, or describe (a log line made per event)
 };
 
 // first-token and after-idle: one timed token at a time (class one_at_a_time).
@@ -69,7 +71,8 @@ bool one_at_a_time_mode(const std::string& mode)
     std::cerr << "cartesia-bench: " << message << "\n"
               << "usage: cartesia-bench [--target URL --ca-file PATH] --mode pooled|oneshot --concurrency C\n"
                  "                      [--connections N] --duration S [--warmup S] [--tokens N]\n"
-                 "                      [--progress S] [--min-connections N] [--exact-quantiles] [--json]\n"
+                 "                      [--progress S] [--min-connections N] [--exact-quantiles]\n"
+                 "                      [--events off|count|describe] [--json]\n"
                  "       cartesia-bench [--target URL --ca-file PATH] --mode first-token|after-idle\n"
                  "                      --wait-ms W [--repeat R] [--min-connections N] [--exact-quantiles] [--json]\n";
     std::exit(2);
@@ -120,6 +123,8 @@ options parse(int argc, char** argv)
             o.repeat = parse_number<std::uint64_t>(arg, value());
         else if (arg == "--exact-quantiles")
             o.exact = true;
+        else if (arg == "--events")
+            o.events = value();
         else if (arg == "--json")
             o.json = true;
         else
@@ -129,6 +134,8 @@ options parse(int argc, char** argv)
         usage_error("--mode is pooled, oneshot, first-token or after-idle");
     if (o.repeat < 1)
         usage_error("--repeat is at least 1");
+    if (o.events != "off" && o.events != "count" && o.events != "describe")
+        usage_error("--events is off, count or describe");
     if (one_at_a_time_mode(o.mode) && o.concurrency != 1)
         usage_error("--mode " + o.mode + " times one token at a time: --concurrency 1");
     if (o.concurrency < 1 || o.concurrency > 100000)
@@ -555,6 +562,16 @@ int main(int argc, char** argv)
         config.api_key = key && *key ? key : "sk_car_test_0123456789abcdef";
         config.max_retries = 0; // measure the client, not the retry policy
         config.timeout = std::chrono::seconds(30);
+        // What observing costs: a callback that only counts, or one that also makes
+        // each event's log line (as a logger would, less its I/O).
+        static std::atomic<std::uint64_t> events_seen{0}, event_bytes{0};
+        if (o.events == "count")
+            config.on_event = [](const cartesia::event&) { events_seen.fetch_add(1, std::memory_order_relaxed); };
+        else if (o.events == "describe")
+            config.on_event = [](const cartesia::event& e) {
+                events_seen.fetch_add(1, std::memory_order_relaxed);
+                event_bytes.fetch_add(cartesia::describe(e).size(), std::memory_order_relaxed);
+            };
         const std::string& ca_file = server ? server->ca_file : o.ca_file;
         if (one_at_a_time_mode(o.mode)) {
             one_at_a_time b(o, config, ca_file);

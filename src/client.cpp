@@ -32,8 +32,20 @@ client_impl::client_impl(asio::any_io_executor executor, asio::ssl::context& tls
 {
     // Checked once; a bad configuration fails each operation, before any I/O.
     config_error_ = validate(config_, {}, where_, config_diag_);
-    if (!config_error_)
+    if (!config_error_) {
         context_.request_head = serialize_request_head(config_, where_, /*keep_alive=*/true);
+        context_.events.configure(config_, where_);
+    }
+}
+
+pool_gauges client_impl::gauges() const noexcept
+{
+    pool_gauges now;
+    now.opening = pool_.opening_count();
+    now.open = pool_.live_count() - now.opening;
+    now.idle = pool_.idle_count();
+    now.queued = pool_.waiting_count();
+    return now;
 }
 
 // A request of the pool: the driver, plus what the pool knows of it. A request
@@ -132,6 +144,7 @@ bool client_impl::acquire(request_op& op)
     auto& request = pooled(op);
     // A request moving past a stale connection keeps its place: it had one already.
     const auto answer = pool_.acquire(request, op.moving_past_stale_connection());
+    stats_.set(gauges());
     if (answer.kind == pool_type::acquire_kind::use) {
         request.node_ = answer.connection;
         request.set_connection(&*answer.connection->link, answer.connection->exchanges > 0);
@@ -156,6 +169,7 @@ void client_impl::abort_acquire(request_op& op)
     if (request.queued()) {
         pool_.leave(request); // so that no connection is handed to it any more
         request.wake();       // its wait ends with nothing handed: aborted
+        stats_.set(gauges());
     }
     // Else a connection or a failure is handed over already, and on its way.
 }
@@ -170,6 +184,8 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
         if (!exchange->ec || exchange->response_started)
             remember_session(link);
     }
+    // What the pool's release() checks, among other things: for the event.
+    const bool at_request_limit = node.exchanges >= node.request_limit;
     const auto answer = pool_.release(node, link.reusable(), request_clock::now(), config_.idle_timeout);
     switch (answer.kind) {
     case pool_type::release_kind::handed_over:
@@ -179,10 +195,32 @@ bool client_impl::release(request_op& op, const attempt_outcome* exchange)
         became_idle(node);
         break;
     case pool_type::release_kind::close:
-        close_connection(node);
+        close_connection(node, closing_cause(op, exchange, link, at_request_limit));
         break;
     }
+    stats_.set(gauges());
     return true;
+}
+
+// Why release() closes a connection. Cheap: these are static strings.
+client_impl::close_cause client_impl::closing_cause(const request_op& op, const attempt_outcome* exchange,
+                                                    const connection& link, bool at_request_limit) const noexcept
+{
+    close_cause why{"no longer needed", op.number(), {}};
+    if (exchange && exchange->ec) {
+        why.error = exchange->ec;
+        why.reason = exchange->response_started ? "the exchange failed"
+                                                : "the exchange failed before any response (a stale connection?)";
+    } else if (pool_.closed()) {
+        why.reason = closed_reason;
+    } else if (!link.reusable()) {
+        why.reason = "the server closed it after its response (Connection: close)";
+    } else if (at_request_limit) {
+        why.reason = "the server's Keep-Alive max reached";
+    } else if (exchange) {
+        why.reason = "the server's Keep-Alive timeout is too short to keep it idle";
+    }
+    return why;
 }
 
 void client_impl::start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at)
@@ -206,9 +244,11 @@ void client_impl::stop_deadline(request_op& op, deadline_kind which)
         total_deadline_list::unwatch(pooled(op));
 }
 
-void client_impl::finished(request_op& op)
+void client_impl::finished(request_op& op, error_code ec)
 {
     pooled(op).tracked_request::unlink();
+    stats_.completed(ec, request_clock::now() - op.started_at(), op.attempt(), op.stale_moves(), budget_.refused(),
+                     gauges());
 }
 
 // The pool handed an opening's result to a waiting request: a connection, or the
@@ -250,12 +290,13 @@ void client_impl::close()
     BOOST_ASSERT(answer.woken.empty()); // the cancelled requests left the queue
     for (auto* node : answer.close_now) {
         node->link->abort();
-        close_connection(*node);
+        close_connection(*node, {closed_reason});
     }
     for (auto* node : answer.abort_opening)
         node->link->abort(); // its task ends in opened(), which closes it
     upkeep_timer_.timer.cancel();
     deadline_timer_.timer.cancel(); // each request leaves its deadlines as it finishes
+    stats_.set(gauges());
     // Busy connections are aborted by their requests' cancellation and closed
     // when given back.
 }
@@ -291,7 +332,8 @@ namespace cartesia {
 
 std::size_t detail::client_access::connections_opened(const client& c)
 {
-    return c.impl_->connections_opened();
+    const auto s = c.impl_->stats();
+    return s.connections_opened + s.connection_failures + s.connections_opening;
 }
 
 client::client(executor_type executor, boost::asio::ssl::context& tls, client_config config)
@@ -316,6 +358,13 @@ client& client::operator=(client&& other) noexcept // NOLINT(bugprone-exception-
         impl_ = std::move(other.impl_);
     }
     return *this;
+}
+
+client_stats client::stats() const
+{
+    if (!impl_)
+        return {}; // moved from
+    return impl_->stats();
 }
 
 client::executor_type client::get_executor() const noexcept

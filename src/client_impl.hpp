@@ -19,6 +19,7 @@
 #include "deadline_list.hpp"
 #include "pool_state.hpp"
 #include "request_op.hpp"
+#include "stats_recorder.hpp"
 
 #include <boost/intrusive/list.hpp>
 
@@ -56,7 +57,7 @@ public:
     const asio::any_io_executor& executor() const noexcept { return context_.io_executor; }
     const strand_type& strand() const noexcept { return context_.strand; }
     const diagnostics* config_problem() const noexcept { return config_error_ ? &config_diag_ : nullptr; }
-    std::size_t connections_opened() const noexcept { return pool_.connections_opened(); }
+    client_stats stats() const { return stats_.snapshot(); }
 
     // --- on the strand ---------------------------------------------------------
 
@@ -75,7 +76,7 @@ public:
     void abort_release(request_op&) override { BOOST_ASSERT(false); } // releasing never waits
     void start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at) override;
     void stop_deadline(request_op& op, deadline_kind which) override;
-    void finished(request_op& op) override;
+    void finished(request_op& op, error_code ec) override;
 
 private:
     // A timer set for the earliest of many times: schedule() only ever moves it
@@ -86,7 +87,9 @@ private:
         asio::steady_timer::time_point armed_for = asio::steady_timer::time_point::max();
     };
     void schedule(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)());
-    void expire_deadlines();                                                               // client.cpp
+    void expire_deadlines(); // client.cpp
+    // The pool as it is now, for stats().
+    pool_gauges gauges() const noexcept;
     void wake_waiter(pool_waiter<connection>& to, error_code ec, const diagnostics& diag); // client.cpp
 
     // --- pool_connections.cpp ----------------------------------------------------
@@ -101,9 +104,19 @@ private:
     void opened(pool_type::node& node, error_code ec, const diagnostics& diag);
     // Opens what the warm minimum lacks, as far as its backoff allows.
     void top_up();
+    // Why a connection is closed, for its event: `reason` a static string; the
+    // operation that closed it, if any, and the failure that did.
+    struct close_cause {
+        std::string_view reason;
+        std::uint64_t operation = 0;
+        error_code error{};
+    };
     // Closes a connection the pool has marked closing; once nothing of its own is
     // pending on it, removes it and opens its replacement if one is due.
-    void close_connection(pool_type::node& node);
+    void close_connection(pool_type::node& node, const close_cause& why);
+    void report_closed(const pool_type::node& node, const close_cause& why) noexcept;
+    close_cause closing_cause(const request_op& op, const attempt_outcome* exchange, const connection& link,
+                              bool at_request_limit) const noexcept;
     void remove_connection(pool_type::node& node);
     // An idle connection joined the idle stack: its expiry, and its watch.
     void became_idle(pool_type::node& node) noexcept;
@@ -118,6 +131,7 @@ private:
     asio::ssl::context& tls_;
     const client_config config_;
     retry_budget budget_; // the requests' retries, as a share of the requests
+    stats_recorder stats_;
     request_context context_;
     endpoint where_;
     error_code config_error_;

@@ -1,4 +1,5 @@
 #include "connection.hpp"
+#include "event_sink.hpp"
 
 #include "proxy_tunnel.hpp"
 
@@ -89,7 +90,8 @@ asio::awaitable<error_code> resolve_endpoints(const endpoint& where, std::unique
     co_return error_code{};
 }
 
-connection::connection(const asio::any_io_executor& executor, asio::ssl::context& tls) : stream_(executor, tls)
+connection::connection(const asio::any_io_executor& executor, asio::ssl::context& tls)
+    : stream_(executor, tls), number_(event_sink::next_connection_number())
 {
     // Asio turns SSL_MODE_RELEASE_BUFFERS on for every stream: OpenSSL then frees
     // its record buffers (about 17 KiB each way) whenever they empty and allocates
@@ -102,6 +104,7 @@ connection::connection(const asio::any_io_executor& executor, asio::ssl::context
 asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::resolver::results_type& endpoints,
                                              diagnostics& diag)
 {
+    open_started_ = std::chrono::steady_clock::now();
     const connect_timing timing{where.network.connect_timeout, where.network.connection_attempt_delay};
     if (aborted_) // before the race could start: there is none to abort
         co_return fail(diag, asio::error::operation_aborted, "cannot connect to " + connect_target_name(where));
@@ -145,7 +148,31 @@ asio::awaitable<error_code> connection::open(const endpoint& where, const tcp::r
     }
     response_.keep_alive = true;
     response_.complete = true; // at a record boundary: close_quietly() keeps the session resumable
+    opened_at_ = std::chrono::steady_clock::now();
     co_return error_code{};
+}
+
+event connection::closed_event(std::string_view reason, std::size_t exchanges) const noexcept
+{
+    event e;
+    e.kind = event_kind::connection_closed;
+    e.connection = number_;
+    e.reason = reason;
+    e.exchanges = exchanges;
+    const auto since = opened_at_ != std::chrono::steady_clock::time_point{} ? opened_at_ : open_started_;
+    if (since != std::chrono::steady_clock::time_point{}) // else open() never began
+        e.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - since);
+    return e;
+}
+
+void connection::describe_to(event& e) noexcept
+{
+    e.connection = number_;
+    error_code ignored;
+    e.peer = stream_.next_layer().remote_endpoint(ignored);
+    e.tls_version = SSL_get_version(stream_.native_handle()); // a static string
+    e.session_resumed = session_resumed();
+    e.connect_time = std::chrono::duration_cast<std::chrono::microseconds>(opened_at_ - open_started_);
 }
 
 void connection::close_quietly() noexcept

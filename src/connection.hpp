@@ -8,11 +8,15 @@
 
 #include "protocol.hpp"
 
+#include <cartesia/events.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -90,6 +94,19 @@ public:
     // non-resumable, which would spoil resumption for the whole pool.
     void close_quietly() noexcept;
 
+    // Its number in the process, for events.
+    std::uint64_t number() const noexcept { return number_; }
+    // When open() completed its TLS handshake; the epoch before.
+    std::chrono::steady_clock::time_point opened_at() const noexcept { return opened_at_; }
+    // The TLS handshake resumed a session.
+    bool session_resumed() noexcept { return SSL_session_reused(stream_.native_handle()) == 1; }
+    // What a `connected` event says of an open connection: its number, peer, TLS
+    // version, resumption and how long open() took.
+    void describe_to(event& e) noexcept;
+    // A `connection_closed` event for it, `reason` and `exchanges` as given: open
+    // for as long as it was, or, when it never opened, since its opening began.
+    event closed_event(std::string_view reason, std::size_t exchanges) const noexcept;
+
     // The OpenSSL handle, for TLS session resumption by the pool.
     SSL* native_handle() noexcept { return stream_.native_handle(); }
 
@@ -122,6 +139,9 @@ private:
     response_state response_;                // read buffer, parser arena, keep-alive, completeness
     attempt_outcome outcome_;                // of the last exchange
     std::weak_ptr<connect_race> connecting_; // while open() races its addresses, for abort()
+    std::uint64_t number_;
+    std::chrono::steady_clock::time_point open_started_{};
+    std::chrono::steady_clock::time_point opened_at_{};
     bool aborted_ = false;
 };
 

@@ -173,10 +173,15 @@ inline error_code end_of_input(error_code ec, token_response_parser& parser)
 
 // What the head of the final response says: its status, and whether and when to
 // retry.
-inline void note_final_head(const token_response_parser& parser, attempt_outcome& facts, diagnostics& diag)
+// `keep_request_id`: for events (client_config::on_event), which name the server's
+// request id of every response; an error body's request id replaces it later.
+inline void note_final_head(const token_response_parser& parser, attempt_outcome& facts, diagnostics& diag,
+                            bool keep_request_id)
 {
     facts.status = parser.status();
     diagnostics_access::set_http_status(diag, facts.status);
+    if (keep_request_id && !parser.request_id().empty())
+        diagnostics_access::set_request_id(diag, std::string(parser.request_id()));
     if (parser.should_retry() == "true")
         facts.should_retry_header = true;
     else if (parser.should_retry() == "false")
@@ -290,7 +295,7 @@ private:
                 // The head of the final response (a 1xx one has no body to fail in)
                 // says what happened even if the body then fails (too large, cut off,
                 // late): a 200 must not be retried, a 503 may be.
-                note_final_head(parser, facts_, diag_);
+                note_final_head(parser, facts_, diag_, static_cast<bool>(config_.on_event));
                 return read_failure(ec, config_, facts_, "body", diag_);
             }
             if (parser.status() / 100 != 1 || parser.status() == 101)
@@ -303,7 +308,7 @@ private:
             ec = parse_buffered(state_.buffer, *state_.parser);
         }
         auto& parser = *state_.parser;
-        note_final_head(parser, facts_, diag_);
+        note_final_head(parser, facts_, diag_, static_cast<bool>(config_.on_event));
         // Bytes after a whole response, to a client that never pipelines, are the
         // server's error: they would be read as the next request's response.
         state_.keep_alive = parser.keep_alive() && !parser.need_eof() && state_.buffer.size() == 0;

@@ -28,6 +28,7 @@ struct oneshot_setup {
         : own_config(std::move(config)), where(std::move(destination)), context(executor, own_config, source)
     {
         context.request_head = serialize_request_head(own_config, where, /*keep_alive=*/false);
+        context.events.configure(own_config, where);
     }
 
     const client_config own_config;
@@ -88,6 +89,8 @@ private:
 
     bool release(request_op&, const attempt_outcome* exchange) override
     {
+        if (context.events.enabled())
+            report_closing(exchange);
         if (!exchange || exchange->ec) {
             // An abortive close: no token came over it. Told as ended properly when
             // it is at a record boundary (a whole error response), so that OpenSSL
@@ -131,7 +134,21 @@ private:
             total_deadline_->cancel();
     }
 
-    void finished(request_op&) override {}
+    void finished(request_op&, error_code) override {}
+
+    void report_closing(const attempt_outcome* exchange) noexcept
+    {
+        std::string_view why = "closed after its token";
+        if (!exchange)
+            why = "the operation ended before using it";
+        else if (exchange->ec)
+            why = "the exchange failed";
+        event e = connection_->closed_event(why, exchange ? 1 : 0);
+        e.operation = number();
+        if (exchange)
+            e.error = exchange->ec;
+        context.events.emit(e);
+    }
 
     asio::ssl::context& tls_;
     std::unique_ptr<tcp::resolver> resolver_; // none for an IP literal

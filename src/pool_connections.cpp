@@ -100,10 +100,18 @@ asio::awaitable<error_code> client_impl::open(connection& link, diagnostics& dia
 void client_impl::opened(pool_type::node& node, error_code ec, const diagnostics& diag)
 {
     const auto answer = pool_.opened(node, ec, request_clock::now(), config_.idle_timeout);
+    if (ec)
+        stats_.opening_failed(gauges());
+    else
+        stats_.opened(node.link->session_resumed(), gauges());
     if (answer.to != nullptr)
         wake_waiter(*answer.to, ec, diag);
-    if (ec || answer.close_it) {
-        close_connection(node);
+    if (ec) {
+        close_connection(node, {"its opening failed", 0, ec});
+        return;
+    }
+    if (answer.close_it) {
+        close_connection(node, {"the client was closed while it opened"});
         return;
     }
     if (answer.to == nullptr)
@@ -120,13 +128,25 @@ void client_impl::top_up()
     schedule(upkeep_timer_, pool_.next_maintenance(), &client_impl::maintain);
 }
 
-void client_impl::close_connection(pool_type::node& node)
+void client_impl::close_connection(pool_type::node& node, const close_cause& why)
 {
+    if (context_.events.enabled())
+        report_closed(node, why);
     if (node.link)
         node.link->close_quietly(); // a no-op for the TLS state of an aborted one
     if (!node.watched)
         remove_connection(node);
     // else its watch ends now, aborted, and removes it: the node must outlive it
+}
+
+void client_impl::report_closed(const pool_type::node& node, const close_cause& why) noexcept
+{
+    if (!node.link)
+        return; // its opening could not even begin
+    event e = node.link->closed_event(why.reason, node.exchanges);
+    e.operation = why.operation;
+    e.error = why.error;
+    context_.events.emit(e);
 }
 
 void client_impl::remove_connection(pool_type::node& node)
@@ -136,6 +156,7 @@ void client_impl::remove_connection(pool_type::node& node)
         start_opening(replacement);
     else
         schedule(upkeep_timer_, pool_.next_maintenance(), &client_impl::maintain); // a backoff, maybe
+    stats_.set(gauges());
 }
 
 void client_impl::became_idle(pool_type::node& node) noexcept
@@ -180,7 +201,7 @@ void client_impl::idle_watch_ended(pool_type::node& node, error_code ec)
         // something unasked. Replaced now, not when a request would have found it
         // stale.
         pool_.retire(node, request_clock::now());
-        close_connection(node);
+        close_connection(node, {ec ? "its idle watch failed" : "the server closed it while idle", 0, ec});
         return;
     case connection_status::opening:
         break;
@@ -223,7 +244,7 @@ void client_impl::schedule(pool_timer& which, asio::steady_timer::time_point at,
 void client_impl::maintain()
 {
     for (auto* node : pool_.expire_idle(request_clock::now()))
-        close_connection(*node);
+        close_connection(*node, {"idle: idle_timeout, or ahead of the server's Keep-Alive timeout"});
     top_up(); // after a backoff; it schedules the next upkeep
 }
 

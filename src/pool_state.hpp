@@ -378,6 +378,7 @@ public:
     std::size_t size() const noexcept { return nodes_.size(); }
     std::size_t idle_count() const noexcept { return idle_.size(); }
     std::size_t opening_count() const noexcept { return opening_; }
+    std::size_t waiting_count() const noexcept { return waiting_; }
     std::size_t connections_opened() const noexcept { return opened_total_; }
     // Open or opening: every connection but those closing.
     std::size_t live_count() const noexcept { return nodes_.size() - closing_; }

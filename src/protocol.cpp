@@ -105,20 +105,6 @@ error_code parse_base_url(std::string_view base_url, endpoint& out, diagnostics&
     return {};
 }
 
-// Replaces every occurrence of the key with its public prefix, so that a server
-// echoing the key cannot make it reach a log through diagnostics.
-std::string scrub(std::string text, std::string_view api_key)
-{
-    if (api_key.size() < 8) // too short to be a real key; scrubbing would maul the text
-        return text;
-    // The search resumes after the replacement: a key that is the replacement itself
-    // (the docs' placeholder "sk_car_...") would otherwise be found again forever.
-    constexpr std::string_view replacement = "sk_car_...";
-    for (auto pos = text.find(api_key); pos != std::string::npos; pos = text.find(api_key, pos + replacement.size()))
-        text.replace(pos, api_key.size(), replacement);
-    return text;
-}
-
 std::string string_member(const boost::json::object& obj, std::string_view name)
 {
     if (auto* v = obj.if_contains(name); v && v->is_string())
@@ -127,6 +113,25 @@ std::string string_member(const boost::json::object& obj, std::string_view name)
 }
 
 } // namespace
+
+void replace_all(std::string& text, std::string_view secret, std::string_view replacement)
+{
+    if (secret.empty())
+        return;
+    // The search resumes after the replacement: a secret that is the replacement
+    // itself (the docs' placeholder key "sk_car_...") would otherwise be found
+    // again forever.
+    for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + replacement.size()))
+        text.replace(pos, secret.size(), replacement);
+}
+
+std::string scrub(std::string text, std::string_view api_key)
+{
+    if (api_key.size() < 8) // too short to be a real key; scrubbing would maul the text
+        return text;
+    replace_all(text, api_key, "sk_car_...");
+    return text;
+}
 
 error_code validate(const client_config& config, const token_request& request, endpoint& out, diagnostics& diag)
 {

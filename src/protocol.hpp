@@ -23,6 +23,7 @@ struct diagnostics_access {
     static void set_client_message(diagnostics& d, std::string message) { d.client_message_ = std::move(message); }
     static void set_http_status(diagnostics& d, unsigned status) { d.http_status_ = status; }
     static void set_attempts(diagnostics& d, unsigned attempts) { d.attempts_ = attempts; }
+    static void set_request_id(diagnostics& d, std::string request_id) { d.request_id_ = std::move(request_id); }
     static void set_server_fields(diagnostics& d, std::string title, std::string message, std::string error_code,
                                   std::string request_id)
     {
@@ -32,6 +33,13 @@ struct diagnostics_access {
         d.request_id_ = std::move(request_id);
     }
 };
+
+// Replaces each occurrence of `secret` in `text` (none when it is empty).
+void replace_all(std::string& text, std::string_view secret, std::string_view replacement);
+
+// `text` with every occurrence of the key replaced by its public prefix, so that a
+// server echoing the key cannot make it reach a log through diagnostics.
+std::string scrub(std::string text, std::string_view api_key);
 
 // Where requests go, from client_config::base_url.
 struct endpoint {

@@ -276,6 +276,7 @@ request_action request_fsm::after_failure(const failure& f, request_clock::time_
     enter(request_phase::backing_off);
     request_action backoff = act(kind::backoff, deadline_change::stop);
     backoff.delay = delay;
+    backoff.error = f.error; // for the event that says why
     return backoff;
 }
 

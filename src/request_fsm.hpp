@@ -161,7 +161,7 @@ struct request_action {
     deadline_change deadline = deadline_change::keep;       // the attempt's: `timeout` from now
     deadline_change total_deadline = deadline_change::keep; // the operation's: at total_deadline()
     std::chrono::milliseconds delay{};                      // backoff
-    boost::system::error_code error{};                      // complete
+    boost::system::error_code error{};                      // complete; backoff: the failure retried
     bool connection_used = false; // release: an exchange ran on it (else it goes back as it came)
 };
 

@@ -92,9 +92,12 @@ void request_op::start()
     }
     asio::dispatch(context_.strand, [self = shared_from_this()] {
         self->initiating_ = true;
+        self->started_at_ = request_clock::now();
+        if (self->context_.events.enabled())
+            self->number_ = event_sink::next_operation_number();
         if (auto refused = self->context_.source.admit(*self))
             self->run(events::cancelled(*refused));
-        self->run(events::start(request_clock::now()));
+        self->run(events::start(self->started_at_));
         self->initiating_ = false;
     });
 }
@@ -103,6 +106,8 @@ void request_op::run(request_event event)
 {
     for (;;) {
         const request_action action = fsm_.resume(event);
+        if (context_.events.enabled())
+            report(event, action);
         std::optional<request_event> result;
         try {
             result = execute(action);
@@ -259,13 +264,96 @@ void request_op::finish(error_code ec)
         response_ = {};
     else // once per token: a base64 decode and a small parse on the stack, no allocation
         response_.expires_at = expires_at_of(response_.token, sent_at_, request_.expires_in);
-    context_.source.finished(*this);
+    context_.source.finished(*this, ec);
     if (initiating_) {
         // Never complete inside the initiating function.
         asio::post(context_.strand, [self = shared_from_this(), ec] { self->call_handler(ec); });
         return;
     }
     call_handler(ec);
+}
+
+event request_op::event_of(event_kind kind) const noexcept
+{
+    event e;
+    e.kind = kind;
+    e.operation = number_;
+    e.attempt = fsm_.attempt();
+    e.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(request_clock::now() - started_at_);
+    return e;
+}
+
+std::string request_op::failure_text(error_code ec) const
+{
+    diagnostics without_count = diag_;
+    diagnostics_access::set_attempts(without_count, 0);
+    return context_.events.clean(describe(ec, without_count));
+}
+
+void request_op::report(const request_event& happened, const request_action& next) noexcept
+{
+    try {
+        report_events(happened, next);
+    } catch (const std::bad_alloc&) { // an event lost for want of memory; the operation goes on
+    }
+}
+
+void request_op::report_events(const request_event& happened, const request_action& next)
+{
+    const event_sink& sink = context_.events;
+    std::string text; // what a string_view of the event refers to
+    switch (happened.kind) {
+    case request_event_kind::acquired: {
+        BOOST_ASSERT(connection_ != nullptr);
+        event e = event_of(event_kind::connected);
+        e.reused = happened.reused;
+        connection_->describe_to(e);
+        if (e.reused)
+            e.connect_time = {};
+        e.via_proxy = sink.via_proxy();
+        sink.emit(e);
+        break;
+    }
+    case request_event_kind::exchanged:
+        if (happened.outcome.status != 0) {
+            event e = event_of(event_kind::response_received);
+            e.connection = connection_->number();
+            e.http_status = happened.outcome.status;
+            text = sink.clean(std::string(diag_.request_id()));
+            e.request_id = text;
+            sink.emit(e);
+        }
+        break;
+    default:
+        break;
+    }
+    switch (next.kind) {
+    case request_action_kind::acquire:
+        if (!fsm_.moving_past_stale_connection())
+            sink.emit(event_of(event_kind::attempt_started));
+        break;
+    case request_action_kind::backoff: {
+        event e = event_of(event_kind::retry_scheduled);
+        e.retry_delay = next.delay;
+        e.error = next.error;
+        text = failure_text(next.error);
+        e.reason = text;
+        sink.emit(e);
+        break;
+    }
+    case request_action_kind::complete: {
+        event e = event_of(event_kind::completed);
+        e.error = next.error;
+        if (next.error) {
+            text = failure_text(next.error);
+            e.reason = text;
+        }
+        sink.emit(e);
+        break;
+    }
+    default:
+        break;
+    }
 }
 
 void request_op::call_handler(error_code ec)

@@ -28,6 +28,7 @@
 #define CARTESIA_SRC_REQUEST_OP_HPP
 
 #include "connection.hpp"
+#include "event_sink.hpp"
 #include "request_fsm.hpp"
 
 #include <cartesia/generate_token.hpp>
@@ -87,8 +88,8 @@ public:
     // order of their times, and so do the total ones.
     virtual void start_deadline(request_op& op, deadline_kind which, asio::steady_timer::time_point at) = 0;
     virtual void stop_deadline(request_op& op, deadline_kind which) = 0;
-    // The operation is about to call its handler.
-    virtual void finished(request_op& op) = 0;
+    // The operation is about to call its handler with `ec`.
+    virtual void finished(request_op& op, error_code ec) = 0;
 
     virtual ~connection_source() = default;
     connection_source() = default;
@@ -111,6 +112,7 @@ struct request_context {
     const request_settings settings; // what the request algorithm needs of config
     connection_source& source;
     std::string request_head; // the same for every request of the source
+    event_sink events;        // configured by the owner with request_head
 };
 
 class request_op : public std::enable_shared_from_this<request_op> {
@@ -149,6 +151,11 @@ public:
     bool moving_past_stale_connection() const noexcept { return fsm_.moving_past_stale_connection(); }
     const strand_type& strand() const noexcept { return context_.strand; }
     diagnostics& diag() noexcept { return diag_; }
+    // When the operation started (on the strand).
+    request_clock::time_point started_at() const noexcept { return started_at_; }
+    // Its number for events; 0 when they are not wanted.
+    std::uint64_t number() const noexcept { return number_; }
+    unsigned stale_moves() const noexcept { return fsm_.stale_moves(); }
 
 private:
     struct cancellation_bridge;
@@ -165,6 +172,13 @@ private:
     void start_backoff(std::chrono::milliseconds delay);
     void abort_pending();
     void finish(error_code ec);
+    // When events are wanted: what `happened` and the `next` step tell, as events.
+    // An event that cannot be made for want of memory is lost; the operation goes on.
+    void report(const request_event& happened, const request_action& next) noexcept;
+    void report_events(const request_event& happened, const request_action& next);
+    event event_of(event_kind kind) const noexcept;
+    // describe(ec, diag) without its count of attempts (the event has it), cleaned.
+    std::string failure_text(error_code ec) const;
     void call_handler(error_code ec);
 
     const request_context& context_;
@@ -184,6 +198,8 @@ private:
     // When the current exchange started: the base of token_response::expires_at
     // for an opaque token.
     std::chrono::system_clock::time_point sent_at_{};
+    request_clock::time_point started_at_{};
+    std::uint64_t number_ = 0;
     std::unique_ptr<asio::steady_timer> backoff_; // most operations never retry: made when one does
     bool reused_ = false;                         // the acquired connection served an exchange before
     bool initiating_ = false;                     // inside start(): completing now must not call the handler inline

@@ -83,8 +83,10 @@ bool retry_budget::try_spend_retry(clock::time_point now) noexcept
     bucket& b = current();
     const std::uint64_t allowance =
         ratio_millionths_ * requests_ + min_per_second_ * std::max<std::uint64_t>(1, active_seconds_) * millionth;
-    if ((retries_ + 1) * millionth > allowance || b.retries == bucket_max)
+    if ((retries_ + 1) * millionth > allowance || b.retries == bucket_max) {
+        ++refused_;
         return false;
+    }
     ++b.retries;
     ++retries_;
     return true;

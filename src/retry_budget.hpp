@@ -64,6 +64,8 @@ public:
     // The window as of the last call, for tests and diagnostics.
     std::uint64_t requests_in_window() const noexcept { return requests_; }
     std::uint64_t retries_in_window() const noexcept { return retries_; }
+    // Retries refused so far (client_stats::retries_refused).
+    std::uint64_t refused() const noexcept { return refused_; }
 
 private:
     struct bucket {
@@ -85,6 +87,7 @@ private:
     std::uint64_t active_seconds_ = 0; // the buckets with a request
     std::uint64_t ratio_millionths_;
     std::uint64_t min_per_second_;
+    std::uint64_t refused_ = 0;
 };
 
 } // namespace cartesia::detail

@@ -5,6 +5,7 @@
 #include <cartesia/client.hpp>
 #include <cartesia/diagnostics.hpp>
 #include <cartesia/error.hpp>
+#include <cartesia/events.hpp>
 #include <cartesia/generate_token.hpp>
 #include <cartesia/tls.hpp>
 #include <cartesia/types.hpp>

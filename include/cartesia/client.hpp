@@ -9,12 +9,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
 
 namespace cartesia {
 
 namespace detail {
 class client_impl;
+struct latency_snapshot;
 struct stats_access;
 struct client_access;
 const boost::asio::any_io_executor& client_executor(const client_impl& impl) noexcept;
@@ -32,17 +32,17 @@ struct client_stats {
     std::size_t requests_queued = 0; ///< Waiting for a free connection.
 
     // --- so far -----------------------------------------------------------------
-    std::uint64_t tokens_minted = 0; ///< Operations that completed with a token.
-    std::uint64_t failures = 0;      ///< Operations that completed with an error (the sum of the next five).
-    std::uint64_t failures_http = 0; ///< The API answered with an error status (4xx, 5xx).
-    std::uint64_t failures_timeout = 0;   ///< `error::timeout`: an attempt's or the total deadline.
-    std::uint64_t failures_cancelled = 0; ///< `operation_aborted`: cancelled, or the client closed.
-    std::uint64_t failures_network = 0;   ///< No answer: name resolution, connect, proxy, TLS, I/O.
-    std::uint64_t failures_other = 0;     ///< A malformed or oversized response, out of memory.
-    std::uint64_t retries = 0;            ///< Attempts after the first, as scheduled.
-    std::uint64_t retries_refused = 0;    ///< Retryable failures delivered at once: the retry budget was spent.
-    std::uint64_t stale_moves = 0;        ///< Requests moved past a pooled connection the server had closed.
-    std::uint64_t connections_opened = 0; ///< Connections whose TLS handshake completed.
+    std::uint64_t tokens_minted = 0;       ///< Operations that completed with a token.
+    std::uint64_t failures = 0;            ///< Operations that completed with an error (the sum of the next five).
+    std::uint64_t failures_http = 0;       ///< The API answered with an error status (4xx, 5xx).
+    std::uint64_t failures_timeout = 0;    ///< `error::timeout`: an attempt's or the total deadline.
+    std::uint64_t failures_cancelled = 0;  ///< `operation_aborted`: cancelled, or the client closed.
+    std::uint64_t failures_network = 0;    ///< No answer: name resolution, connect, proxy, TLS, I/O.
+    std::uint64_t failures_other = 0;      ///< A malformed or oversized response, out of memory.
+    std::uint64_t retries = 0;             ///< Attempts after the first, as scheduled.
+    std::uint64_t retries_refused = 0;     ///< Retryable failures delivered at once: the retry budget was spent.
+    std::uint64_t stale_moves = 0;         ///< Requests moved past a pooled connection the server had closed.
+    std::uint64_t connections_opened = 0;  ///< Connections whose TLS handshake completed.
     std::uint64_t connection_failures = 0; ///< Openings that failed (resolve, connect, proxy, TLS, deadline).
     std::uint64_t handshakes_full = 0;     ///< Of the opened, those with a full TLS handshake.
     std::uint64_t handshakes_resumed = 0;  ///< Of the opened, those that resumed a session.
@@ -56,7 +56,7 @@ struct client_stats {
 
 private:
     friend struct detail::stats_access;
-    std::vector<std::uint64_t> latency_buckets_;
+    std::shared_ptr<const detail::latency_snapshot> latency_; // null before the first
 };
 
 /// Mints tokens over a pool of keep-alive TLS connections: a backend minting a

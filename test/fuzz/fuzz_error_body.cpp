@@ -7,11 +7,14 @@
 // (what validate() accepts): the target then checks only that nothing crashes or
 // hangs, since such a key may be a word of our own messages. Any other spec gives a
 // key of the form Cartesia issues ("sk_car_" + letters and digits), which no
-// diagnostics field may contain.
+// diagnostics field may contain, nor any event made from them (where a proxy's
+// password, which the dictionary offers, must not appear either).
 #include "fuzz_support.hpp"
 
+#include "event_sink.hpp"
 #include "protocol.hpp"
 #include <cartesia/error.hpp>
+#include <cartesia/events.hpp>
 
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -25,6 +28,37 @@ namespace cd = cartesia::detail;
 using cartesia::fuzz::require;
 
 constexpr std::size_t max_kept = 1024; // parse_error_body's bound on each server field
+constexpr std::string_view proxy_password = "fuzz-proxy-pw";
+
+// The events that quote a failure, as request_op makes them: one line each,
+// without the key or the proxy's password.
+void check_events(const cartesia::diagnostics& diag, const std::string& key, bool realistic)
+{
+    cartesia::client_config config;
+    config.api_key = key;
+    config.on_event = [](const cartesia::event&) {};
+    cd::endpoint where;
+    where.network.proxy.emplace();
+    where.network.proxy->password = proxy_password;
+    cd::event_sink sink;
+    sink.configure(config, where);
+    const std::string reason = sink.clean(cartesia::describe(cartesia::error::server_error, diag));
+    const std::string request_id = sink.clean(std::string(diag.request_id()));
+    cartesia::event retry;
+    retry.kind = cartesia::event_kind::retry_scheduled;
+    retry.reason = reason;
+    cartesia::event response;
+    response.kind = cartesia::event_kind::response_received;
+    response.request_id = request_id;
+    for (const cartesia::event& e : {retry, response}) {
+        const std::string line = cartesia::describe(e);
+        for (const char c : line)
+            require(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f, "an event is one line", line.substr(0, 80));
+        require(line.find(proxy_password) == std::string::npos, "no proxy password in an event", line.substr(0, 80));
+        if (realistic)
+            require(line.find(key) == std::string::npos, "no key in an event", line.substr(0, 80));
+    }
+}
 
 std::string printable_key(std::string_view source)
 {
@@ -68,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(response.raw_json == body, "raw_json is the body");
     }
 
+    check_events(error_diag, key, realistic);
     if (realistic) {
         cartesia::fuzz::require_key_absent(error_diag, key);
         cartesia::fuzz::require_key_absent(token_diag, key);

@@ -9,8 +9,8 @@
 namespace cartesia::detail {
 
 struct client_access {
-    // Connections the pool has opened so far. Read it where the client's
-    // executor runs (single-threaded use), or after the io_context stopped.
+    // Connections the pool has begun to open so far, whether the opening
+    // succeeded, failed or goes on. Any thread.
     static std::size_t connections_opened(const client& c);
 };
 
