@@ -2,7 +2,12 @@
 //
 // The API key comes from the environment only: argv is visible to every user of
 // the machine through ps(1).
+//
+// --verbose (or CARTESIA_LOG=debug) logs the configuration and every event of the
+// operation (cartesia/events.hpp) on stderr, one line each, prefixed "cartesia: ";
+// stdout keeps only the result.
 #include <cartesia/cartesia.hpp>
+#include <cartesia/events.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -11,8 +16,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -43,11 +50,15 @@ options:
                         bound of one address's TCP connect and of the proxy's CONNECT
                         (default 10000)
   --json                print the whole response object instead of the token
+  -v, --verbose         log the configuration (key and proxy credentials redacted) and each
+                        step of the request (attempts, connection, responses, retries) on
+                        stderr, one line each, prefixed "cartesia: "
   --help                print this help
   --version             print the version
 
 environment: CARTESIA_API_KEY (required; never a flag: argv is visible to all users),
-  CARTESIA_BASE_URL, https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY
+  CARTESIA_BASE_URL, https_proxy, HTTPS_PROXY, all_proxy, ALL_PROXY, no_proxy, NO_PROXY,
+  CARTESIA_LOG (exactly "debug": as --verbose; any other value, "info" too, logs nothing)
 
 exit status: 0 success, 1 the request failed, 2 bad usage or input (no connection made)
 )";
@@ -70,7 +81,79 @@ struct options {
     cartesia::token_request request;
     std::optional<std::string> ca_file;
     bool print_json = false;
+    bool verbose = false;
 };
+
+// CARTESIA_LOG, as the official Cartesia SDKs name it. Only "debug" has a log to
+// give here: the CLI's one other line, a failure, is printed at every level.
+bool log_requested_by_environment()
+{
+    const char* level = std::getenv("CARTESIA_LOG");
+    return level != nullptr && std::string_view(level) == "debug";
+}
+
+// One line of the log on stderr. describe() promises a single line; a control
+// character (a newline, a terminal escape) that would reach the terminal anyway is
+// shown as \xNN, so that no text can forge or hide a line.
+void log_line(std::string_view text)
+{
+    std::string line = "cartesia: ";
+    line.reserve(line.size() + text.size() + 1);
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) {
+            constexpr std::string_view hex = "0123456789abcdef";
+            line += "\\x";
+            line += hex[byte >> 4U];
+            line += hex[byte & 0xfU];
+        } else {
+            line += c;
+        }
+    }
+    line += '\n';
+    std::cerr << line; // one write: the line is never interleaved with another
+}
+
+// The password of a proxy URL, http://user:password@host:port, percent-decoded,
+// and as written; empty when it has none.
+std::vector<std::string> proxy_password_forms(std::string_view proxy)
+{
+    if (const auto scheme_end = proxy.find("://"); scheme_end != std::string_view::npos)
+        proxy.remove_prefix(scheme_end + 3);
+    proxy = proxy.substr(0, proxy.find('/'));
+    const auto at = proxy.rfind('@');
+    if (at == std::string_view::npos)
+        return {};
+    const std::string_view user_info = proxy.substr(0, at);
+    const auto colon = user_info.find(':');
+    if (colon == std::string_view::npos || colon + 1 == user_info.size())
+        return {};
+    const std::string_view written = user_info.substr(colon + 1);
+    std::string decoded;
+    for (std::size_t i = 0; i < written.size(); ++i) {
+        unsigned value = 0;
+        if (written[i] == '%' && i + 2 < written.size() &&
+            std::from_chars(written.data() + i + 1, written.data() + i + 3, value, 16).ptr == written.data() + i + 3) {
+            decoded += static_cast<char>(value);
+            i += 2;
+        } else {
+            decoded += written[i];
+        }
+    }
+    return {decoded, std::string(written)};
+}
+
+// The library scrubs the key from the diagnostics, and events of the proxy's
+// password too; the failure line, describe(ec, diag), is cleaned of the password
+// here as well, should a server or a proxy echo it.
+std::string without(std::string text, const std::vector<std::string>& secrets)
+{
+    for (const auto& secret : secrets) {
+        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 1))
+            text.replace(at, secret.size(), "…");
+    }
+    return text;
+}
 
 // Returns nullopt when the program should exit successfully (--help, --version).
 std::optional<options> parse_command_line(int argc, char** argv)
@@ -79,6 +162,7 @@ std::optional<options> parse_command_line(int argc, char** argv)
     // flags then override it.
     options parsed;
     parsed.config = cartesia::config_from_environment();
+    parsed.verbose = log_requested_by_environment();
     auto grant = [&]() -> cartesia::token_grant& {
         if (!parsed.request.grants)
             parsed.request.grants.emplace();
@@ -125,6 +209,8 @@ std::optional<options> parse_command_line(int argc, char** argv)
             parsed.config.connect_timeout = std::chrono::milliseconds(parse_integer<long long>(arg, value()));
         } else if (arg == "--json") {
             parsed.print_json = true;
+        } else if (arg == "--verbose" || arg == "-v") {
+            parsed.verbose = true;
         } else {
             throw usage_error{"unknown option '" + std::string(arg) + "' (see --help)"};
         }
@@ -154,20 +240,34 @@ int run(int argc, char** argv)
         return exit_usage;
     }
 
+    if (opts->verbose) {
+        std::ostringstream config;
+        config << "config " << opts->config;
+        log_line(config.str());
+        // Must not throw (types.hpp): a line that cannot be made is left out.
+        opts->config.on_event = [](const cartesia::event& e) noexcept {
+            try {
+                log_line(cartesia::describe(e));
+            } catch (...) { // NOLINT(bugprone-empty-catch): std::bad_alloc; the log is best effort
+            }
+        };
+    }
+
     boost::asio::io_context io;
     cartesia::diagnostics diag;
     int status = exit_request_failed;
-    cartesia::async_generate_token(io, *tls, opts->config, opts->request, diag,
-                                   [&](boost::system::error_code ec, const cartesia::token_response& response) {
-                                       if (!ec) {
-                                           std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
-                                           status = exit_ok;
-                                           return;
-                                       }
-                                       std::cerr << "cartesia-token: " << cartesia::describe(ec, diag) << '\n';
-                                       status =
-                                           ec == cartesia::error::invalid_argument ? exit_usage : exit_request_failed;
-                                   });
+    cartesia::async_generate_token(
+        io, *tls, opts->config, opts->request, diag,
+        [&](boost::system::error_code ec, const cartesia::token_response& response) {
+            if (!ec) {
+                std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
+                status = exit_ok;
+                return;
+            }
+            std::cerr << "cartesia-token: "
+                      << without(cartesia::describe(ec, diag), proxy_password_forms(opts->config.proxy)) << '\n';
+            status = ec == cartesia::error::invalid_argument ? exit_usage : exit_request_failed;
+        });
     io.run();
     std::cout.flush();
     return status;
