@@ -36,6 +36,13 @@ public:
     // characters as spaces (one line), at most 400 bytes.
     std::string clean(std::string text) const;
 
+    // Through a proxy, the diagnostics of an operation that completes: what a
+    // server or the proxy said is cleaned of the proxy's password and credentials,
+    // as the key is cleaned from it when it arrives (the server never needs them
+    // to be quoted back). A no-op without a proxy. Out of memory, the server's
+    // text is dropped rather than kept uncleaned.
+    void clean_of_proxy_secrets(diagnostics& diag) const noexcept;
+
     bool via_proxy() const noexcept { return via_proxy_; }
 
     // Numbers for operations and connections, unique in the process, from 1.
@@ -43,6 +50,8 @@ public:
     static std::uint64_t next_connection_number() noexcept;
 
 private:
+    void clean_fields(diagnostics& diag) const;
+
     const std::function<void(const event&)>* on_event_ = nullptr;
     std::string_view api_key_;
     std::string_view proxy_password_;

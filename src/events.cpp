@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 
 namespace cartesia {
 namespace {
@@ -153,6 +154,31 @@ std::string event_sink::clean(std::string text) const
         text += "…";
     }
     return text;
+}
+
+void event_sink::clean_of_proxy_secrets(diagnostics& diag) const noexcept
+{
+    if (!via_proxy_)
+        return;
+    try {
+        clean_fields(diag);
+    } catch (const std::bad_alloc&) {
+        diagnostics_access::set_server_fields(diag, {}, {}, {}, {});
+        diagnostics_access::set_client_message(diag, {});
+    }
+}
+
+void event_sink::clean_fields(diagnostics& diag) const
+{
+    const auto cleaned = [this](std::string_view field) {
+        std::string text(field);
+        replace_all(text, proxy_authorization_, "…");
+        replace_all(text, proxy_password_, "…");
+        return text;
+    };
+    diagnostics_access::set_server_fields(diag, cleaned(diag.server_title()), cleaned(diag.server_message()),
+                                          cleaned(diag.server_error_code()), cleaned(diag.request_id()));
+    diagnostics_access::set_client_message(diag, cleaned(diag.client_message()));
 }
 
 std::uint64_t event_sink::next_operation_number() noexcept

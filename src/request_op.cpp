@@ -271,9 +271,10 @@ void request_op::finish(error_code ec)
 {
     if (user_slot_.is_connected())
         user_slot_.clear();
-    if (ec)
+    if (ec) {
         response_ = {};
-    else // once per token: a base64 decode and a small parse on the stack, no allocation
+        context_.events.clean_of_proxy_secrets(diag_);
+    } else // once per token: a base64 decode and a small parse on the stack, no allocation
         response_.expires_at = expires_at_of(response_.token, sent_at_, request_.expires_in);
     context_.source.finished(*this, ec);
     if (initiating_) {
