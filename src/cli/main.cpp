@@ -19,7 +19,6 @@
 #include <sstream>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace {
 
@@ -112,47 +111,6 @@ void log_line(std::string_view text)
     }
     line += '\n';
     std::cerr << line; // one write: the line is never interleaved with another
-}
-
-// The password of a proxy URL, http://user:password@host:port, percent-decoded,
-// and as written; empty when it has none.
-std::vector<std::string> proxy_password_forms(std::string_view proxy)
-{
-    if (const auto scheme_end = proxy.find("://"); scheme_end != std::string_view::npos)
-        proxy.remove_prefix(scheme_end + 3);
-    proxy = proxy.substr(0, proxy.find('/'));
-    const auto at = proxy.rfind('@');
-    if (at == std::string_view::npos)
-        return {};
-    const std::string_view user_info = proxy.substr(0, at);
-    const auto colon = user_info.find(':');
-    if (colon == std::string_view::npos || colon + 1 == user_info.size())
-        return {};
-    const std::string_view written = user_info.substr(colon + 1);
-    std::string decoded;
-    for (std::size_t i = 0; i < written.size(); ++i) {
-        unsigned value = 0;
-        if (written[i] == '%' && i + 2 < written.size() &&
-            std::from_chars(written.data() + i + 1, written.data() + i + 3, value, 16).ptr == written.data() + i + 3) {
-            decoded += static_cast<char>(value);
-            i += 2;
-        } else {
-            decoded += written[i];
-        }
-    }
-    return {decoded, std::string(written)};
-}
-
-// The library scrubs the key from the diagnostics, and events of the proxy's
-// password too; the failure line, describe(ec, diag), is cleaned of the password
-// here as well, should a server or a proxy echo it.
-std::string without(std::string text, const std::vector<std::string>& secrets)
-{
-    for (const auto& secret : secrets) {
-        for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 1))
-            text.replace(at, secret.size(), "…");
-    }
-    return text;
 }
 
 // Returns nullopt when the program should exit successfully (--help, --version).
@@ -256,18 +214,19 @@ int run(int argc, char** argv)
     boost::asio::io_context io;
     cartesia::diagnostics diag;
     int status = exit_request_failed;
-    cartesia::async_generate_token(
-        io, *tls, opts->config, opts->request, diag,
-        [&](boost::system::error_code ec, const cartesia::token_response& response) {
-            if (!ec) {
-                std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
-                status = exit_ok;
-                return;
-            }
-            std::cerr << "cartesia-token: "
-                      << without(cartesia::describe(ec, diag), proxy_password_forms(opts->config.proxy)) << '\n';
-            status = ec == cartesia::error::invalid_argument ? exit_usage : exit_request_failed;
-        });
+    cartesia::async_generate_token(io, *tls, opts->config, opts->request, diag,
+                                   [&](boost::system::error_code ec, const cartesia::token_response& response) {
+                                       if (!ec) {
+                                           std::cout << (opts->print_json ? response.raw_json : response.token) << '\n';
+                                           status = exit_ok;
+                                           return;
+                                       }
+                                       // The diagnostics hold neither the key nor the proxy's password: the
+                                       // library scrubs them of both.
+                                       std::cerr << "cartesia-token: " << cartesia::describe(ec, diag) << '\n';
+                                       status =
+                                           ec == cartesia::error::invalid_argument ? exit_usage : exit_request_failed;
+                                   });
     io.run();
     std::cout.flush();
     return status;
