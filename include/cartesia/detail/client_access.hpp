@@ -10,7 +10,8 @@ namespace cartesia::detail {
 
 struct client_access {
     // Connections the pool has begun to open so far, whether the opening
-    // succeeded, failed or goes on. Any thread.
+    // succeeded, failed or goes on (but not those that close() aborted, which
+    // client_stats counts nowhere). Any thread.
     static std::size_t connections_opened(const client& c);
 };
 
