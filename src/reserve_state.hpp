@@ -1,0 +1,223 @@
+// The bookkeeping of a token reserve (issue 15's cartesia::token_reserve), sans-io:
+// which minted tokens are ready and until when, how many mints are in flight,
+// how many takers wait, and the rules for minting more. No I/O and no clock:
+// times are passed in. A driver carries out its answers (starts mints, hands
+// tokens to waiting takers, wipes discarded tokens, sets one timer).
+//
+// The rules:
+// - The reserve wants `target` tokens, ready or being minted, at most `size`, and
+//   never has more than `size` mints in flight. It starts wanting `size`.
+// - A take shows demand: the target goes back to `size`, so the token taken is
+//   replaced. A token that reaches its end (`usable_until`: its max_age, or
+//   shortly before the token itself expires) is discarded, never handed out; it
+//   is replaced only if someone took a token since it was minted. Idle, the
+//   reserve therefore mints `size` tokens once after its last take, then none.
+// - A taker that finds no ready token waits (first come, first served); each
+//   waiter counts as wanted on top of the target, and a mint goes to the
+//   longest-waiting taker first.
+// - A failed mint fails every waiting taker with its error and starts a backoff
+//   (retry_delay's steps). Until it ends, a taker without a ready token fails at
+//   once with the last error rather than waiting; after it, one mint at a time
+//   probes the API until one succeeds.
+#ifndef CARTESIA_SRC_RESERVE_STATE_HPP
+#define CARTESIA_SRC_RESERVE_STATE_HPP
+
+#include "retry_policy.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/assert.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace cartesia::detail {
+
+using reserve_clock = std::chrono::steady_clock;
+
+template <class Token> class reserve_state {
+public:
+    struct settings {
+        std::size_t size = 4;
+        reserve_clock::duration max_age = std::chrono::seconds(60);
+    };
+
+    // `jitter` in [0, 1), for the backoff; injected so that tests are exact.
+    reserve_state(const settings& s, double (*jitter)() noexcept) noexcept
+        : settings_(s), target_(s.size), jitter_(jitter)
+    {
+        BOOST_ASSERT(s.size > 0);
+    }
+
+    // --- takers ------------------------------------------------------------------
+
+    enum class take_kind {
+        ready, // `token` is the taker's
+        wait,  // no token ready: wait for a mint (served in order)
+        fail,  // no token ready and none coming soon: `error`
+    };
+    struct take_answer {
+        take_kind kind = take_kind::wait;
+        std::optional<Token> token{};
+        boost::system::error_code error{};
+    };
+
+    // Call expire(now) first, so that no token past its end is handed out.
+    take_answer take(reserve_clock::time_point now)
+    {
+        if (closed_)
+            return {take_kind::fail, std::nullopt, boost::asio::error::operation_aborted};
+        last_take_ = now;
+        target_ = settings_.size; // demand: what is taken is replaced
+        if (!ready_.empty()) {
+            take_answer answer{take_kind::ready, std::move(ready_.front().token), {}};
+            ready_.pop_front(); // the oldest first: the others stay usable longer
+            return answer;
+        }
+        if (backing_off(now))
+            return {take_kind::fail, std::nullopt, last_error_};
+        ++waiting_;
+        return {};
+    }
+
+    // A waiting taker gave up (cancelled): no mint is owed to it any more.
+    void leave() noexcept
+    {
+        BOOST_ASSERT(waiting_ > 0);
+        --waiting_;
+    }
+
+    // --- minting -----------------------------------------------------------------
+
+    // How many mints to start now; each ends in minted() or mint_failed().
+    std::size_t mints_due(reserve_clock::time_point now) noexcept
+    {
+        if (closed_ || backing_off(now))
+            return 0;
+        const std::size_t wanted = target_ + waiting_;
+        const std::size_t have = ready_.size() + in_flight_;
+        if (wanted <= have)
+            return 0;
+        // While the API fails, one probe at a time.
+        const std::size_t limit = failures_ > 0 ? 1 : settings_.size;
+        const std::size_t room = in_flight_ < limit ? limit - in_flight_ : 0;
+        const std::size_t due = std::min(wanted - have, room);
+        in_flight_ += due;
+        return due;
+    }
+
+    enum class minted_kind {
+        to_waiter, // hand the token to the longest-waiting taker
+        kept,      // kept ready until `usable_until`
+        discard,   // not wanted (closed, or already past its end): wipe it
+    };
+
+    // A mint succeeded at `now`; the token is usable until `usable_until`. For
+    // `kept`, the token was moved into the reserve.
+    minted_kind minted(Token& token, reserve_clock::time_point now, reserve_clock::time_point usable_until)
+    {
+        BOOST_ASSERT(in_flight_ > 0);
+        --in_flight_;
+        failures_ = 0;
+        if (closed_)
+            return minted_kind::discard;
+        if (waiting_ > 0) {
+            --waiting_;
+            return minted_kind::to_waiter;
+        }
+        if (usable_until <= now)
+            return minted_kind::discard;
+        ready_.push_back({std::move(token), now, usable_until});
+        return minted_kind::kept;
+    }
+
+    // A mint failed at `now` with `ec`: returns how many waiting takers to fail
+    // with it (all of them), and backs off.
+    std::size_t mint_failed(boost::system::error_code ec, reserve_clock::time_point now) noexcept
+    {
+        BOOST_ASSERT(in_flight_ > 0 && ec);
+        --in_flight_;
+        if (closed_)
+            return 0;
+        last_error_ = ec;
+        const auto delay = retry_delay(failures_, jitter_ ? jitter_() : 0.5, std::nullopt);
+        ++failures_;
+        backoff_until_ = now + delay;
+        return std::exchange(waiting_, 0);
+    }
+
+    // --- time --------------------------------------------------------------------
+
+    // Discards the tokens whose end has come, oldest first, into `discarded` (for
+    // the driver to wipe).
+    void expire(reserve_clock::time_point now, std::vector<Token>& discarded)
+    {
+        while (!ready_.empty() && ready_.front().usable_until <= now) {
+            if (!last_take_ || *last_take_ < ready_.front().minted_at)
+                target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one during its life
+            discarded.push_back(std::move(ready_.front().token));
+            ready_.pop_front();
+        }
+    }
+
+    // When the driver's timer should next call expire() and mints_due(): the end
+    // of the oldest ready token, or the end of a backoff that has mints waiting
+    // for it. max() when nothing is due.
+    reserve_clock::time_point next_wakeup(reserve_clock::time_point now) const noexcept
+    {
+        auto at = reserve_clock::time_point::max();
+        if (!ready_.empty())
+            at = ready_.front().usable_until;
+        if (!closed_ && backing_off(now) && target_ + waiting_ > ready_.size() + in_flight_)
+            at = std::min(at, backoff_until_);
+        return at;
+    }
+
+    // --- the end -----------------------------------------------------------------
+
+    // Discards every ready token into `discarded`; returns how many waiting takers
+    // to fail with operation_aborted. Mints in flight end as discard.
+    std::size_t close(std::vector<Token>& discarded)
+    {
+        closed_ = true;
+        for (auto& kept : ready_)
+            discarded.push_back(std::move(kept.token));
+        ready_.clear();
+        return std::exchange(waiting_, 0);
+    }
+
+    std::size_t ready() const noexcept { return ready_.size(); }
+    std::size_t in_flight() const noexcept { return in_flight_; }
+    std::size_t waiting() const noexcept { return waiting_; }
+    std::size_t target() const noexcept { return target_; }
+    bool closed() const noexcept { return closed_; }
+    bool backing_off(reserve_clock::time_point now) const noexcept { return failures_ > 0 && now < backoff_until_; }
+
+private:
+    struct entry {
+        Token token;
+        reserve_clock::time_point minted_at;
+        reserve_clock::time_point usable_until;
+    };
+
+    const settings settings_;
+    std::deque<entry> ready_; // oldest first
+    std::size_t target_;
+    std::size_t in_flight_ = 0;
+    std::size_t waiting_ = 0;
+    unsigned failures_ = 0; // consecutive failed mints
+    boost::system::error_code last_error_{};
+    reserve_clock::time_point backoff_until_{};
+    std::optional<reserve_clock::time_point> last_take_{};
+    double (*jitter_)() noexcept;
+    bool closed_ = false;
+};
+
+} // namespace cartesia::detail
+
+#endif

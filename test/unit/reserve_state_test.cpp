@@ -1,0 +1,219 @@
+// The token reserve's bookkeeping (src/reserve_state.hpp) over an injected clock.
+#include "reserve_state.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace cd = cartesia::detail;
+using namespace std::chrono_literals;
+using state = cd::reserve_state<std::string>;
+using kind = state::take_kind;
+using minted = state::minted_kind;
+
+namespace {
+
+const cd::reserve_clock::time_point t0 = cd::reserve_clock::time_point{} + 1000s;
+
+double no_jitter() noexcept
+{
+    return 0.0;
+}
+
+state reserve_of(std::size_t size, std::chrono::seconds max_age = 60s)
+{
+    return state({size, max_age}, &no_jitter);
+}
+
+// Completes `n` mints in flight at `now`, each usable for `life`; returns how many
+// went to waiters.
+std::size_t mint(state& r, std::size_t n, cd::reserve_clock::time_point now, cd::reserve_clock::duration life = 60s)
+{
+    std::size_t to_waiters = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        std::string token = "token-" + std::to_string(i);
+        to_waiters += r.minted(token, now, now + life) == minted::to_waiter;
+    }
+    return to_waiters;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(it_fills_itself_to_its_size_with_at_most_size_mints_in_flight)
+{
+    auto r = reserve_of(4);
+    BOOST_TEST(r.mints_due(t0) == 4u);
+    BOOST_TEST(r.mints_due(t0) == 0u); // already in flight
+    BOOST_TEST(mint(r, 4, t0 + 100ms) == 0u);
+    BOOST_TEST(r.ready() == 4u);
+    BOOST_TEST(r.mints_due(t0 + 100ms) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_take_gets_the_oldest_ready_token_and_it_is_replaced)
+{
+    auto r = reserve_of(2);
+    r.mints_due(t0);
+    std::string first = "first", second = "second";
+    r.minted(first, t0, t0 + 60s);
+    r.minted(second, t0 + 1s, t0 + 61s);
+    const auto got = r.take(t0 + 2s);
+    BOOST_TEST((got.kind == kind::ready));
+    BOOST_TEST(*got.token == "first");
+    BOOST_TEST(r.ready() == 1u);
+    BOOST_TEST(r.mints_due(t0 + 2s) == 1u); // the one taken
+}
+
+BOOST_AUTO_TEST_CASE(each_token_is_handed_out_once)
+{
+    auto r = reserve_of(3);
+    r.mints_due(t0);
+    mint(r, 3, t0);
+    std::vector<std::string> taken;
+    for (int i = 0; i < 3; ++i) {
+        auto got = r.take(t0 + 1s);
+        BOOST_TEST_REQUIRE((got.kind == kind::ready));
+        taken.push_back(*got.token);
+    }
+    BOOST_TEST((r.take(t0 + 1s).kind == kind::wait)); // none left
+    std::sort(taken.begin(), taken.end());
+    BOOST_TEST((std::adjacent_find(taken.begin(), taken.end()) == taken.end()));
+}
+
+BOOST_AUTO_TEST_CASE(waiting_takers_are_served_first_come_first_served_beyond_the_target)
+{
+    auto r = reserve_of(2);
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST(r.waiting() == 3u);
+    // 2 wanted + 3 waiting, 2 in flight, at most 2 in flight: none more yet.
+    BOOST_TEST(r.mints_due(t0) == 0u);
+    BOOST_TEST(mint(r, 2, t0 + 1s) == 2u); // both to waiters
+    BOOST_TEST(r.waiting() == 1u);
+    BOOST_TEST(r.mints_due(t0 + 1s) == 2u); // one for the last waiter, one toward the target
+    BOOST_TEST(mint(r, 2, t0 + 2s) == 1u);
+    BOOST_TEST(r.ready() == 1u);
+    BOOST_TEST(r.mints_due(t0 + 2s) == 1u); // the target is 2
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_waiter_is_owed_nothing)
+{
+    auto r = reserve_of(1);
+    r.mints_due(t0);
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    r.leave();
+    BOOST_TEST(r.waiting() == 0u);
+    BOOST_TEST(mint(r, 1, t0 + 1s) == 0u); // kept, not handed to anyone
+    BOOST_TEST(r.ready() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_at_its_end_is_discarded_never_handed_out)
+{
+    auto r = reserve_of(1, 60s);
+    r.mints_due(t0);
+    mint(r, 1, t0, 60s);
+    BOOST_TEST((r.next_wakeup(t0) == t0 + 60s));
+    std::vector<std::string> discarded;
+    r.expire(t0 + 59s, discarded);
+    BOOST_TEST(discarded.empty());
+    r.expire(t0 + 60s, discarded);
+    BOOST_TEST(discarded.size() == 1u);
+    BOOST_TEST(r.ready() == 0u);
+    BOOST_TEST((r.take(t0 + 60s).kind == kind::wait)); // not the discarded one
+}
+
+BOOST_AUTO_TEST_CASE(idle_it_mints_its_size_once_then_nothing_until_a_take)
+{
+    auto r = reserve_of(4, 60s);
+    std::size_t mints = r.mints_due(t0);
+    mint(r, 4, t0);
+    std::vector<std::string> discarded;
+    // An hour with no taker: the first tokens reach their end and are not replaced.
+    for (auto now = t0; now < t0 + 3600s; now += 1s) {
+        r.expire(now, discarded);
+        const auto due = r.mints_due(now);
+        mints += due;
+        mint(r, due, now);
+    }
+    BOOST_TEST(mints == 4u);
+    BOOST_TEST(discarded.size() == 4u);
+    BOOST_TEST(r.target() == 0u);
+    // A taker brings it back.
+    BOOST_TEST((r.take(t0 + 3600s).kind == kind::wait));
+    BOOST_TEST(r.mints_due(t0 + 3600s) == 4u); // its own, and the target again
+}
+
+BOOST_AUTO_TEST_CASE(a_token_discarded_after_a_take_during_its_life_is_replaced)
+{
+    auto r = reserve_of(2, 60s);
+    r.mints_due(t0);
+    mint(r, 2, t0);
+    BOOST_TEST((r.take(t0 + 10s).kind == kind::ready)); // demand while the other lives
+    BOOST_TEST(r.mints_due(t0 + 10s) == 1u);
+    mint(r, 1, t0 + 10s);
+    std::vector<std::string> discarded;
+    r.expire(t0 + 60s, discarded); // the t0 token
+    BOOST_TEST(discarded.size() == 1u);
+    BOOST_TEST(r.mints_due(t0 + 60s) == 1u); // replaced
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_waiters_and_backs_off_then_probes_one_at_a_time)
+{
+    auto r = reserve_of(4);
+    BOOST_TEST(r.mints_due(t0) == 4u);
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    const boost::system::error_code down = boost::asio::error::connection_refused;
+    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 2u); // both waiters get it
+    BOOST_TEST(r.waiting() == 0u);
+    // The other three fail too; the backoff grows with each.
+    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
+    BOOST_TEST(r.backing_off(t0 + 1s));
+    // While backing off: no mint, and a taker fails at once with the last error.
+    BOOST_TEST(r.mints_due(t0 + 2s) == 0u);
+    const auto refused = r.take(t0 + 2s);
+    BOOST_TEST((refused.kind == kind::fail));
+    BOOST_TEST(refused.error == down);
+    // retry_delay's fourth step, no jitter: 4 s after the last failure.
+    BOOST_TEST((r.next_wakeup(t0 + 2s) == t0 + 5s));
+    BOOST_TEST(r.mints_due(t0 + 5s) == 1u); // one probe
+    BOOST_TEST(r.mints_due(t0 + 5s) == 0u);
+    BOOST_TEST(mint(r, 1, t0 + 6s) == 0u); // recovered
+    BOOST_TEST(!r.backing_off(t0 + 6s));
+    BOOST_TEST(r.mints_due(t0 + 6s) == 3u); // back to filling at full width
+}
+
+BOOST_AUTO_TEST_CASE(close_discards_the_ready_tokens)
+{
+    auto r = reserve_of(2);
+    r.mints_due(t0);
+    mint(r, 2, t0);
+    std::vector<std::string> discarded;
+    BOOST_TEST(r.close(discarded) == 0u);
+    BOOST_TEST(discarded.size() == 2u);
+    BOOST_TEST(r.ready() == 0u);
+    BOOST_TEST(r.mints_due(t0) == 0u);
+    const auto after = r.take(t0);
+    BOOST_TEST((after.kind == kind::fail));
+    BOOST_TEST(after.error == boost::asio::error::operation_aborted);
+}
+
+BOOST_AUTO_TEST_CASE(close_fails_the_waiters_and_mints_that_end_after_it_are_discarded)
+{
+    auto r = reserve_of(2);
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    std::vector<std::string> discarded;
+    BOOST_TEST(r.close(discarded) == 2u);
+    BOOST_TEST(r.waiting() == 0u);
+    std::string late = "late";
+    BOOST_TEST((r.minted(late, t0, t0 + 60s) == minted::discard));
+    BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0) == 0u);
+    BOOST_TEST(r.in_flight() == 0u);
+}
