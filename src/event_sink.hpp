@@ -51,6 +51,9 @@ public:
 
 private:
     void clean_fields(diagnostics& diag) const;
+    // The proxy's password and the base64 of its credentials, replaced (none
+    // without a proxy: both are empty).
+    void strip_proxy_secrets(std::string& text) const;
 
     const std::function<void(const event&)>* on_event_ = nullptr;
     std::string_view api_key_;

@@ -143,8 +143,7 @@ void event_sink::emit(const event& e) const noexcept
 std::string event_sink::clean(std::string text) const
 {
     text = scrub(std::move(text), api_key_);
-    replace_all(text, proxy_authorization_, "…");
-    replace_all(text, proxy_password_, "…");
+    strip_proxy_secrets(text);
     for (char& c : text)
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
             c = ' ';
@@ -168,12 +167,17 @@ void event_sink::clean_of_proxy_secrets(diagnostics& diag) const noexcept
     }
 }
 
+void event_sink::strip_proxy_secrets(std::string& text) const
+{
+    replace_all(text, proxy_authorization_, "…");
+    replace_all(text, proxy_password_, "…");
+}
+
 void event_sink::clean_fields(diagnostics& diag) const
 {
     const auto cleaned = [this](std::string_view field) {
         std::string text(field);
-        replace_all(text, proxy_authorization_, "…");
-        replace_all(text, proxy_password_, "…");
+        strip_proxy_secrets(text);
         return text;
     };
     diagnostics_access::set_server_fields(diag, cleaned(diag.server_title()), cleaned(diag.server_message()),
