@@ -130,8 +130,12 @@ public:
             --waiting_;
             return minted_kind::to_waiter;
         }
-        if (usable_until <= now)
+        if (usable_until <= now) {
+            // Already at its end (a server that mints short-lived tokens): not
+            // replaced, or a reserve nobody takes from would mint for ever.
+            target_ = target_ > 0 ? target_ - 1 : 0;
             return minted_kind::discard;
+        }
         ready_.push_back({std::move(token), now, usable_until});
         return minted_kind::kept;
     }

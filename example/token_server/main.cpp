@@ -52,6 +52,8 @@ options:
   --allow-origin ORIGIN          let pages from ORIGIN call /api/token (CORS); repeatable
   --upstream-timeout-ms N        deadline of one upstream attempt (default 10000)
   --upstream-max-retries N       upstream retries after the first attempt, 0 to 10 (default 2)
+  --reserve N                    keep N tokens of the default order minted ahead (0 to 64;
+                                 default 0: none), so that most callers wait no round trip
   --no-access-log                no JSON line per request on stderr
   --help                         print this help
 
@@ -119,6 +121,8 @@ void apply_option(std::string_view option, std::string_view value, options& resu
         server.allowed_origins.emplace_back(value);
     } else if (option == "--upstream-timeout-ms") {
         result.upstream.timeout = std::chrono::milliseconds(parse_number(option, value, 1, 600'000));
+    } else if (option == "--reserve") {
+        server.reserve = parse_number<std::size_t>(option, value, 0, 64);
     } else if (option == "--upstream-max-retries") {
         result.upstream.max_retries = parse_number(option, value, 0, 10);
     } else {

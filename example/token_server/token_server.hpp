@@ -38,6 +38,10 @@ struct server_config {
     rate_limiter::settings rate_limit;
     /// Origins whose pages may call POST /api/token from another origin (CORS).
     std::vector<std::string> allowed_origins;
+    /// Tokens minted ahead for the default order (a body that asks for nothing
+    /// in particular: the policy's grants and lifetime), through a
+    /// cartesia::token_reserve of this size; 0: none, every token is minted when asked for.
+    std::size_t reserve = 0;
     /// One JSON line per request on stderr.
     bool access_log = true;
 };
@@ -86,6 +90,7 @@ private:
     boost::asio::awaitable<http_response> token_endpoint(exchange& ex);
     boost::asio::awaitable<http_response> mint(exchange& ex);
     boost::asio::awaitable<http_response> mint_upstream(exchange& ex, const token_order& order);
+    token_order default_order() const;
     bool is_authorized(const http_request& req) const;
     bool is_allowed_origin(std::string_view origin) const;
     http_response static_file(const http_request& req, std::string_view path) const;
@@ -93,6 +98,7 @@ private:
     http_response metrics() const;
 
     cartesia::client& upstream_;
+    std::optional<cartesia::token_reserve> reserve_; // with --reserve
     server_config config_;
     rate_limiter limiter_;
     server_metrics metrics_;

@@ -8,6 +8,7 @@
 #include <cartesia/events.hpp>
 #include <cartesia/generate_token.hpp>
 #include <cartesia/tls.hpp>
+#include <cartesia/token_reserve.hpp>
 #include <cartesia/types.hpp>
 #include <cartesia/version.hpp>
 

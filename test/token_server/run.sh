@@ -211,6 +211,24 @@ expect_match "counted: exit status 0" '^0$' "$status"
 check_access_log counted "$work/counted.log"
 expect_match "one access log line per request" '^7$' "$(wc -l <"$work/counted.log")"
 
+# --- --reserve: the default order comes from tokens minted ahead, each handed out once ---
+start_token_server "$token_server" "$work" reserved "$TEST_SERVER_URL" --reserve 3
+reserved=$TOKEN_SERVER_URL
+tokens=()
+for attempt in 1 2 3 4 5; do
+    fetch -X POST -H "$auth" "$reserved/api/token"
+    expect_status "reserved token ($attempt)" 200
+    tokens+=("$(json_field token "$body")")
+done
+expect_match "each reserved token is handed out once" '^5$' "$(printf '%s\n' "${tokens[@]}" | sort -u | wc -l)"
+fetch -X POST -H "$auth" -H 'Content-Type: application/json' -d '{"expires_in":60}' "$reserved/api/token"
+expect_status "another order is minted when asked for" 200
+scrape "with a reserve" "$reserved"
+expect_match "the reserve minted ahead: at least 6 tokens" '^([6-9]|[1-9][0-9]+)$' \
+    "$(metric cartesia_client_tokens_minted_total)"
+if stop_token_server "$TOKEN_SERVER_PID"; then status=0; else status=$?; fi
+expect_match "reserved: exit status 0" '^0$' "$status"
+
 start_token_server "$token_server" "$work" quiet "$TEST_SERVER_URL" --no-access-log
 fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
 expect_status "--no-access-log: still serves" 200

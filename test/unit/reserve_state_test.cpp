@@ -217,3 +217,17 @@ BOOST_AUTO_TEST_CASE(close_fails_the_waiters_and_mints_that_end_after_it_are_dis
     BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0) == 0u);
     BOOST_TEST(r.in_flight() == 0u);
 }
+
+BOOST_AUTO_TEST_CASE(a_token_minted_past_its_end_is_discarded_and_not_minted_again_for_nobody)
+{
+    auto r = reserve_of(2);
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    std::string stale = "stale";
+    BOOST_TEST((r.minted(stale, t0, t0) == minted::discard));
+    BOOST_TEST((r.minted(stale, t0, t0 - 1s) == minted::discard));
+    BOOST_TEST(r.target() == 0u);
+    BOOST_TEST(r.mints_due(t0) == 0u); // no loop of mints nobody wants
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    BOOST_TEST((r.minted(stale, t0, t0) == minted::to_waiter)); // a waiter takes the freshest there is
+}

@@ -1,0 +1,112 @@
+// cartesia::token_reserve: tokens minted ahead, so that taking one costs no round trip.
+#ifndef CARTESIA_TOKEN_RESERVE_HPP
+#define CARTESIA_TOKEN_RESERVE_HPP
+
+#include <cartesia/client.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+
+namespace cartesia {
+
+/// How many tokens a token_reserve keeps, and for how long.
+struct token_reserve_options {
+    std::size_t size = 4;             ///< Tokens kept ready, 1 or more.
+    std::chrono::seconds max_age{60}; ///< A token older than this is discarded, never handed out. Positive.
+};
+
+namespace detail {
+class reserve_impl;
+const boost::asio::any_io_executor& reserve_executor(const reserve_impl& impl) noexcept;
+void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler, bool handler_has_own_executor);
+} // namespace detail
+
+/// Freshly minted tokens, each handed out once: a backend that hands a token to
+/// each browser session takes one from here in microseconds instead of waiting a
+/// round trip to the API.
+///
+/// The reserve fills itself up to `size` in the background through its client
+/// (at most `size` mints in flight) and refills as tokens are taken. A token is
+/// discarded when it reaches `max_age`, or 10 s before its `expires_at` (a
+/// quarter of its life before, for a short-lived one), and is
+/// replaced only if a token was taken during its life: idle, the reserve mints
+/// `size` tokens once after its last take, then none, so an unused reserve costs
+/// `size` API calls per idle period, not a stream of them.
+///
+/// When a mint fails, the takers waiting get its error, and the reserve backs off
+/// (0.5 s doubling to 8 s): meanwhile a taker that finds no ready token fails at
+/// once with that error. Then one mint at a time probes the API until one
+/// succeeds, and the reserve fills up again.
+///
+/// Tokens held by the reserve are erased from memory (overwritten) when they are
+/// discarded and when the reserve is closed or destroyed.
+///
+/// @par Thread safety
+/// All member functions may be called concurrently from any thread; the
+/// reserve's state lives on a strand of the client's executor.
+class token_reserve {
+public:
+    using executor_type = boost::asio::any_io_executor;
+
+    /// Starts filling (posted: no I/O in the constructor). `c` must outlive the
+    /// reserve and its operations. `request` is what every token is minted with;
+    /// a bad one, or bad `options`, fails every take with `error::invalid_argument`.
+    token_reserve(client& c, token_request request, token_reserve_options options = {});
+
+    /// Closes the reserve (see close()).
+    ~token_reserve(); // NOLINT(bugprone-exception-escape): only bad_alloc, as ~client
+
+    token_reserve(token_reserve&&) noexcept = default;
+    token_reserve& operator=(token_reserve&&) = delete;
+    token_reserve(const token_reserve&) = delete;
+    token_reserve& operator=(const token_reserve&) = delete;
+
+    /// Takes a token.
+    ///
+    /// @par Completion
+    /// `void(boost::system::error_code, token_response)`, never inside this call,
+    /// on the handler's associated executor (default: the client's): at once with
+    /// a ready token, or with the next token minted (first come, first served).
+    ///
+    /// @par Errors
+    /// Those of the client's `async_generate_token` when minting fails (or failed
+    /// last, while the reserve backs off); `operation_aborted` when the reserve is
+    /// closed first.
+    ///
+    /// @par Cancellation
+    /// `terminal` and `partial`: a waiting take leaves the queue and completes
+    /// with `operation_aborted`; the mint it waited for goes to the next taker or
+    /// into the reserve.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
+    auto async_take(CompletionToken&& token = CompletionToken())
+    {
+        return boost::asio::async_initiate<CompletionToken, token_signature>(initiation{impl_}, token);
+    }
+
+    /// Tokens ready now. Any thread.
+    std::size_t ready() const noexcept;
+
+    /// Completes waiting takes with `operation_aborted`, erases the ready tokens
+    /// and stops minting; later takes complete with `operation_aborted`.
+    /// Idempotent; any thread.
+    void close();
+
+    executor_type get_executor() const noexcept;
+
+private:
+    struct initiation {
+        std::shared_ptr<detail::reserve_impl> impl;
+        template <class Handler> void operator()(Handler&& handler) const
+        {
+            const bool own_executor = detail::has_own_executor(handler, detail::reserve_executor(*impl));
+            detail::start_take(impl, detail::token_handler(std::forward<Handler>(handler)), own_executor);
+        }
+    };
+
+    std::shared_ptr<detail::reserve_impl> impl_;
+};
+
+} // namespace cartesia
+
+#endif

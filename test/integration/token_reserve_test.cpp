@@ -1,0 +1,266 @@
+// cartesia::token_reserve against the local test server: filling and refilling,
+// each token handed out once under concurrent takers, waiting takers, their
+// cancellation, a failing API and its recovery, close() with takers waiting.
+#include "fixture.hpp"
+
+#include <cartesia/token_reserve.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using cartesia::token_response;
+using cartesia::test::canned_response;
+using cartesia::test::server_fixture;
+using cartesia::test::server_options;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The fixture's io_context run by `threads` threads until the object is destroyed.
+struct running {
+    running(asio::io_context& io, int threads) : work(asio::make_work_guard(io))
+    {
+        for (int i = 0; i < threads; ++i)
+            pool.emplace_back([&io] { io.run(); });
+    }
+    ~running()
+    {
+        work.reset();
+        for (auto& t : pool)
+            t.join();
+    }
+    asio::executor_work_guard<asio::io_context::executor_type> work;
+    std::vector<std::thread> pool;
+};
+
+// A token per request, each different, answered at once; `down` makes it 503.
+// `on_request` is told each request's number (on the server's thread).
+server_options numbered_tokens(std::shared_ptr<std::atomic<bool>> down = nullptr,
+                               std::function<void(std::size_t)> on_request = nullptr)
+{
+    server_options options;
+    auto count = std::make_shared<std::atomic<std::size_t>>(0);
+    options.responder = [=](const cartesia::test::recorded_request&) -> std::optional<canned_response> {
+        const std::size_t n = ++*count;
+        canned_response answer;
+        if (down && *down) {
+            answer.status = 503;
+            answer.body = R"({"title":"Service Unavailable","message":"down"})";
+        } else {
+            answer.body = R"({"token":"reserve-token-)" + std::to_string(n) + R"("})";
+        }
+        if (on_request)
+            on_request(n);
+        return answer;
+    };
+    return options;
+}
+
+// One take, waited for from this thread (no Boost.Test macro: takers run on
+// threads of their own); a take that hangs reads as timed_out.
+std::pair<error_code, token_response> take(cartesia::token_reserve& reserve)
+{
+    auto f = reserve.async_take(
+        asio::use_future([](error_code ec, token_response t) { return std::make_pair(ec, std::move(t)); }));
+    if (f.wait_for(20s) != std::future_status::ready)
+        return {asio::error::timed_out, {}};
+    return f.get();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(it_fills_itself_and_replaces_what_is_taken)
+{
+    auto filled = std::make_shared<std::promise<void>>();
+    auto replaced = std::make_shared<std::promise<void>>();
+    server_fixture f(numbered_tokens(nullptr, [filled, replaced](std::size_t n) {
+        if (n == 4)
+            filled->set_value();
+        if (n == 5)
+            replaced->set_value();
+    }));
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    {
+        running io(f.io, 1);
+        cartesia::token_reserve reserve(pool, {});
+        BOOST_TEST_REQUIRE((filled->get_future().wait_for(20s) == std::future_status::ready));
+        const auto [ec, token] = take(reserve);
+        BOOST_TEST(!ec, ec.message());
+        BOOST_TEST(token.token.rfind("reserve-token-", 0) == 0u);
+        // The one taken is replaced by a fifth mint.
+        BOOST_TEST_REQUIRE((replaced->get_future().wait_for(20s) == std::future_status::ready));
+        const auto [ec2, token2] = take(reserve);
+        BOOST_TEST(!ec2);
+        BOOST_TEST(token2.token != token.token);
+        reserve.close();
+        pool.close();
+    }
+    BOOST_TEST(f.server.requests_received() <= 6u); // the size, and one replacement per take
+}
+
+BOOST_AUTO_TEST_CASE(each_token_is_handed_out_once_to_four_threads_taking_at_once)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    constexpr int per_thread = 10;
+    std::vector<std::string> tokens;
+    int failures = 0;
+    std::mutex lock;
+    {
+        running io(f.io, 4);
+        cartesia::token_reserve reserve(pool, {}, {4, 60s});
+        std::vector<std::thread> takers;
+        for (int t = 0; t < 4; ++t)
+            takers.emplace_back([&] {
+                for (int i = 0; i < per_thread; ++i) {
+                    auto [ec, token] = take(reserve);
+                    const std::lock_guard hold(lock);
+                    failures += ec ? 1 : 0;
+                    tokens.push_back(std::move(token.token));
+                }
+            });
+        for (auto& t : takers)
+            t.join();
+        reserve.close();
+        pool.close();
+    }
+    BOOST_TEST(failures == 0);
+    BOOST_TEST(tokens.size() == 40u);
+    const std::set<std::string> distinct(tokens.begin(), tokens.end());
+    BOOST_TEST(distinct.size() == tokens.size());
+    BOOST_TEST(f.server.requests_received() <= 40u + 4u); // what was taken, and a reserve's worth
+}
+
+BOOST_AUTO_TEST_CASE(takers_of_an_empty_reserve_wait_and_are_served_in_order)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    std::vector<int> order;
+    for (int i = 0; i < 5; ++i)
+        reserve.async_take([&, i](error_code ec, const token_response&) {
+            BOOST_TEST(!ec, ec.message());
+            order.push_back(i);
+            if (order.size() == 5) {
+                reserve.close();
+                pool.close();
+            }
+        });
+    f.io.run();
+    BOOST_TEST(order == (std::vector<int>{0, 1, 2, 3, 4}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(a_waiting_take_can_be_cancelled)
+{
+    server_fixture f;
+    auto config = f.config_with_fault("hang");
+    cartesia::client pool(f.io.get_executor(), f.tls, config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    asio::cancellation_signal signal;
+    error_code got;
+    int calls = 0;
+    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response&) {
+        got = ec;
+        ++calls;
+        reserve.close();
+        pool.close();
+    }));
+    // Once the mint it waits for has reached the server, cancel the take.
+    std::thread canceller([&] {
+        BOOST_TEST(f.server.wait_for_connections_accepted(1, 20s));
+        asio::post(f.io, [&] { signal.emit(asio::cancellation_type::terminal); });
+    });
+    f.io.run();
+    canceller.join();
+    BOOST_TEST(calls == 1);
+    BOOST_TEST(got == asio::error::operation_aborted);
+}
+
+BOOST_AUTO_TEST_CASE(close_completes_the_waiting_takers_and_later_takes)
+{
+    server_fixture f;
+    auto config = f.config_with_fault("hang");
+    cartesia::client pool(f.io.get_executor(), f.tls, config);
+    cartesia::token_reserve reserve(pool, {}, {2, 60s});
+    std::vector<error_code> codes;
+    for (int i = 0; i < 3; ++i)
+        reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    std::thread closer([&] {
+        BOOST_TEST(f.server.wait_for_connections_accepted(2, 20s));
+        asio::post(f.io, [&] {
+            reserve.close();
+            reserve.async_take([&](error_code ec, const token_response&) {
+                codes.push_back(ec);
+                pool.close();
+            });
+        });
+    });
+    f.io.run();
+    closer.join();
+    BOOST_TEST(codes.size() == 4u);
+    for (const auto& ec : codes)
+        BOOST_TEST(ec == asio::error::operation_aborted);
+    BOOST_TEST(reserve.ready() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_api_fails_the_takers_then_the_reserve_recovers_by_itself)
+{
+    auto down = std::make_shared<std::atomic<bool>>(true);
+    auto probe = std::make_shared<std::promise<void>>();
+    auto probed = std::make_shared<std::atomic<bool>>(false);
+    server_fixture f(numbered_tokens(down, [down, probe, probed](std::size_t) {
+        if (!*down && !probed->exchange(true))
+            probe->set_value(); // the first request once the API is back
+    }));
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config); // max_retries 0
+    running io(f.io, 1);
+    cartesia::token_reserve reserve(pool, {}, {2, 60s});
+    const auto [ec, token] = take(reserve);
+    BOOST_TEST(ec == cartesia::error::server_error);
+    BOOST_TEST(token.token.empty());
+    // Backing off: a take fails at once with the same error.
+    const auto [ec2, token2] = take(reserve);
+    BOOST_TEST(ec2 == cartesia::error::server_error);
+    // The API comes back: after its backoff, the reserve probes it by itself, and
+    // a take then gets a token (the probe's, or one minted after it).
+    *down = false;
+    BOOST_TEST_REQUIRE((probe->get_future().wait_for(20s) == std::future_status::ready));
+    const auto [ec3, token3] = take(reserve);
+    BOOST_TEST(!ec3, ec3.message());
+    BOOST_TEST(token3.token.rfind("reserve-token-", 0) == 0u);
+    reserve.close();
+    pool.close();
+}
+
+BOOST_AUTO_TEST_CASE(bad_options_fail_every_take)
+{
+    server_fixture f;
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_request bad;
+    bad.expires_in = std::chrono::seconds(0);
+    cartesia::token_reserve by_request(pool, bad);
+    cartesia::token_reserve by_size(pool, {}, {0, 60s});
+    std::vector<error_code> codes;
+    by_request.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    by_size.async_take([&](error_code ec, const token_response&) {
+        codes.push_back(ec);
+        pool.close();
+    });
+    f.io.run();
+    BOOST_TEST(codes.size() == 2u);
+    for (const auto& ec : codes)
+        BOOST_TEST(ec == cartesia::error::invalid_argument);
+    BOOST_TEST(f.server.requests_received() == 0u);
+}
