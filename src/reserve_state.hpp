@@ -17,8 +17,9 @@
 //   longest-waiting taker first.
 // - A failed mint fails every waiting taker with its error and starts a backoff
 //   (retry_delay's steps). Until it ends, a taker without a ready token fails at
-//   once with the last error rather than waiting; after it, one mint at a time
-//   probes the API until one succeeds.
+//   once with the last error rather than waiting, unless a mint started earlier is
+//   still under way (it waits for that one); after it, one mint at a time probes
+//   the API until one succeeds.
 #ifndef CARTESIA_SRC_RESERVE_STATE_HPP
 #define CARTESIA_SRC_RESERVE_STATE_HPP
 
@@ -79,7 +80,9 @@ public:
             ready_.pop_front(); // the oldest first: the others stay usable longer
             return answer;
         }
-        if (backing_off(now))
+        // Backing off, nothing is coming unless a mint started before the failure
+        // is still under way: then wait for it (it may well succeed).
+        if (backing_off(now) && in_flight_ == 0)
             return {take_kind::fail, std::nullopt, last_error_};
         ++waiting_;
         return {};

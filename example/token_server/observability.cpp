@@ -38,6 +38,12 @@ http_response server::metrics() const
     answer.set(http::field::content_type, metrics_content_type);
     answer.set(http::field::cache_control, "no-store");
     metrics_.write(answer.body());
+    if (reserve_) {
+        exposition::family(answer.body(), "token_server_reserve_ready", "gauge",
+                           "Tokens of the default order minted ahead and ready to hand out (--reserve).");
+        exposition::sample(answer.body(), "token_server_reserve_ready", "",
+                           static_cast<std::uint64_t>(reserve_->ready()));
+    }
     write_client_stats(answer.body(), upstream_.stats());
     return answer;
 }

@@ -452,7 +452,20 @@ asio::awaitable<http_response> server::mint_upstream(exchange& ex, const token_o
         metrics_.count_upstream_failure(ec);
         co_return upstream_failure(ec, diag);
     }
-    co_return json_response(http::status::ok, {{"token", minted.token}, {"expires_in", order.expires_in.count()}});
+    co_return json_response(http::status::ok,
+                            {{"token", minted.token},
+                             {"expires_in", from_reserve ? seconds_left(order, minted) : order.expires_in.count()}});
+}
+
+// What the caller is told of a reserved token's life: minted up to the reserve's
+// max_age ago, it has less left than the order asked for. (A token minted for the
+// request has the order's whole life, give or take the round trip.)
+std::int64_t server::seconds_left(const token_order& order, const cartesia::token_response& minted)
+{
+    if (!minted.expires_at)
+        return order.expires_in.count();
+    const auto left = std::chrono::floor<std::chrono::seconds>(*minted.expires_at - std::chrono::system_clock::now());
+    return std::clamp<std::int64_t>(left.count(), 0, order.expires_in.count());
 }
 
 // PLACEHOLDER AUTHENTICATION. One shared secret stands in for the caller's identity so

@@ -17,6 +17,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -90,6 +91,7 @@ private:
     boost::asio::awaitable<http_response> token_endpoint(exchange& ex);
     boost::asio::awaitable<http_response> mint(exchange& ex);
     boost::asio::awaitable<http_response> mint_upstream(exchange& ex, const token_order& order);
+    static std::int64_t seconds_left(const token_order& order, const cartesia::token_response& minted);
     token_order default_order() const;
     bool is_authorized(const http_request& req) const;
     bool is_allowed_origin(std::string_view origin) const;

@@ -36,7 +36,8 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 ///
 /// When a mint fails, the takers waiting get its error, and the reserve backs off
 /// (0.5 s doubling to 8 s): meanwhile a taker that finds no ready token fails at
-/// once with that error. Then one mint at a time probes the API until one
+/// once with that error, unless a mint started before the failure is still under
+/// way, which it waits for. Then one mint at a time probes the API until one
 /// succeeds, and the reserve fills up again.
 ///
 /// Tokens held by the reserve are erased from memory (overwritten) when they are

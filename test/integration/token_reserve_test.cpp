@@ -1,7 +1,9 @@
 // cartesia::token_reserve against the local test server: filling and refilling,
 // each token handed out once under concurrent takers, waiting takers, their
-// cancellation, a failing API and its recovery, close() with takers waiting.
+// cancellation, a failing API and its recovery, close() with takers waiting, and
+// that the tokens it holds are erased from memory.
 #include "fixture.hpp"
+#include "freed_memory.hpp"
 
 #include <cartesia/token_reserve.hpp>
 
@@ -79,7 +81,75 @@ std::pair<error_code, token_response> take(cartesia::token_reserve& reserve)
     return f.get();
 }
 
+constexpr std::string_view held_marker = "held-by-the-reserve-";
+
+// Tokens long enough to live on the heap (no small-string buffer), with the marker,
+// each different.
+server_options marked_tokens()
+{
+    server_options options;
+    auto count = std::make_shared<std::atomic<std::size_t>>(0);
+    options.responder = [=](const cartesia::test::recorded_request&) -> std::optional<canned_response> {
+        canned_response answer;
+        answer.body =
+            R"({"token":")" + std::string(held_marker) + std::to_string(++*count) + std::string(200, 'x') + R"("})";
+        return answer;
+    };
+    return options;
+}
+
+// Runs the io_context, on this thread, until `done` or 20 s.
+template <class Condition> bool run_until(asio::io_context& io, Condition done)
+{
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+        io.restart();
+        io.run_one_for(100ms);
+    }
+    return done();
+}
+
 } // namespace
+
+BOOST_AUTO_TEST_CASE(the_tokens_it_holds_are_erased_when_it_is_destroyed)
+{
+    server_fixture f(marked_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    {
+        cartesia::token_reserve reserve(pool, {}, {4, 60s});
+        BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 4; }));
+        cartesia::test::start_scanning_freed_blocks(held_marker);
+    } // destroyed: its close() is posted, then the last reference goes
+    f.io.restart();
+    f.io.poll();
+    BOOST_TEST(cartesia::test::stop_scanning_freed_blocks() == 0);
+    pool.close();
+    f.io.restart();
+    f.io.run();
+}
+
+BOOST_AUTO_TEST_CASE(a_token_that_reaches_max_age_is_discarded_erased_and_not_replaced_for_nobody)
+{
+    server_fixture f(marked_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {2, 1s});
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 2; }));
+    cartesia::test::start_scanning_freed_blocks(held_marker);
+    const bool discarded = run_until(f.io, [&] { return reserve.ready() == 0; }); // a second later
+    BOOST_TEST(cartesia::test::stop_scanning_freed_blocks() == 0);
+    BOOST_TEST_REQUIRE(discarded);
+    // Nobody took one: no replacement was minted.
+    BOOST_TEST(f.server.requests_received() == 2u);
+    // A take shows demand again: it waits for a mint, and the reserve refills.
+    error_code got = asio::error::would_block;
+    reserve.async_take([&](error_code ec, const token_response&) { got = ec; });
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return got != asio::error::would_block && reserve.ready() == 2; }));
+    BOOST_TEST(!got, got.message());
+    reserve.close();
+    pool.close();
+    f.io.restart();
+    f.io.run();
+}
 
 BOOST_AUTO_TEST_CASE(it_fills_itself_and_replaces_what_is_taken)
 {

@@ -219,11 +219,15 @@ for attempt in 1 2 3 4 5; do
     fetch -X POST -H "$auth" "$reserved/api/token"
     expect_status "reserved token ($attempt)" 200
     tokens+=("$(json_field token "$body")")
+    # Minted ahead: what is left of its 600 s, not more.
+    expect_match "reserved token ($attempt): its expires_in is what is left" '^(5[4-9][0-9]|600)$' \
+        "$(json_field expires_in "$body")"
 done
 expect_match "each reserved token is handed out once" '^5$' "$(printf '%s\n' "${tokens[@]}" | sort -u | wc -l)"
 fetch -X POST -H "$auth" -H 'Content-Type: application/json' -d '{"expires_in":60}' "$reserved/api/token"
 expect_status "another order is minted when asked for" 200
 scrape "with a reserve" "$reserved"
+expect_match "the reserve's ready tokens are a gauge" '^[0-3]$' "$(metric token_server_reserve_ready)"
 expect_match "the reserve minted ahead: at least 6 tokens" '^([6-9]|[1-9][0-9]+)$' \
     "$(metric cartesia_client_tokens_minted_total)"
 if stop_token_server "$TOKEN_SERVER_PID"; then status=0; else status=$?; fi

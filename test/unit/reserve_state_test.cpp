@@ -188,6 +188,27 @@ BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_waiters_and_backs_off_then_probes_o
     BOOST_TEST(r.mints_due(t0 + 6s) == 3u); // back to filling at full width
 }
 
+BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
+{
+    auto r = reserve_of(2);
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    const boost::system::error_code down = boost::asio::error::connection_refused;
+    BOOST_TEST(r.mint_failed(down, t0) == 0u); // the first of the two fails
+    BOOST_TEST(r.backing_off(t0));
+    // The other was sent before the failure and may succeed: wait for it.
+    BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST(mint(r, 1, t0 + 10ms) == 1u);
+    BOOST_TEST(!r.backing_off(t0 + 10ms)); // it did: recovered
+    // Had it failed too, the taker would have had its error, and the next one
+    // nothing to wait for.
+    auto failing = reserve_of(2);
+    BOOST_TEST(failing.mints_due(t0) == 2u);
+    BOOST_TEST(failing.mint_failed(down, t0) == 0u);
+    BOOST_TEST((failing.take(t0).kind == kind::wait));
+    BOOST_TEST(failing.mint_failed(down, t0) == 1u);
+    BOOST_TEST((failing.take(t0).kind == kind::fail));
+}
+
 BOOST_AUTO_TEST_CASE(close_discards_the_ready_tokens)
 {
     auto r = reserve_of(2);
