@@ -9,16 +9,9 @@
 #include <boost/asio/strand.hpp>
 
 #include <new>
-#include <random>
 
 namespace cartesia::detail {
 namespace {
-
-double random_jitter() noexcept
-{
-    thread_local std::minstd_rand generator{std::random_device{}()};
-    return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
-}
 
 request_settings settings_of(const client_config& config, retry_budget* budget) noexcept
 {

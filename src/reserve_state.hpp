@@ -16,10 +16,16 @@
 //   waiter counts as wanted on top of the target, and a mint goes to the
 //   longest-waiting taker first.
 // - A failed mint fails every waiting taker with its error and starts a backoff
-//   (retry_delay's steps). Until it ends, a taker without a ready token fails at
-//   once with the last error rather than waiting, unless a mint started earlier is
-//   still under way (it waits for that one); after it, one mint at a time probes
-//   the API until one succeeds.
+//   (retry_delay's steps), unless it was started before the current backoff
+//   began: mints that fail together are one failure, not `size` steps of it.
+//   Until the backoff ends, a taker without a ready token fails at once with the
+//   last error rather than waiting, unless a mint started earlier is still under
+//   way (it waits for that one); after it, one mint at a time probes the API until
+//   one succeeds.
+// - A failed mint counts against the idle allowance as a discarded token does:
+//   with no take since the previous failure it lowers the target, so an idle
+//   reserve facing a failing API stops after `size` failed mints instead of
+//   probing for ever; the next take brings the target, and the probing, back.
 #ifndef CARTESIA_SRC_RESERVE_STATE_HPP
 #define CARTESIA_SRC_RESERVE_STATE_HPP
 
@@ -32,6 +38,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <utility>
@@ -40,6 +47,23 @@
 namespace cartesia::detail {
 
 using reserve_clock = std::chrono::steady_clock;
+
+// Until when a token minted at `now` may be handed out from the reserve: until
+// `max_age`, and while a quarter of its life (at most `expiry_margin`) is left,
+// so that its taker has the time to use it. `life` is what the token itself has
+// left (from its expires_at), unknown for an opaque token without expires_in.
+inline constexpr std::chrono::seconds expiry_margin{10};
+
+inline reserve_clock::time_point usable_until(reserve_clock::time_point now, reserve_clock::duration max_age,
+                                              std::optional<reserve_clock::duration> life) noexcept
+{
+    auto end = now + max_age;
+    if (life) {
+        const auto margin = std::min<reserve_clock::duration>(expiry_margin, *life / 4);
+        end = std::min(end, now + (*life - margin));
+    }
+    return end;
+}
 
 template <class Token> class reserve_state {
 public:
@@ -97,6 +121,9 @@ public:
 
     // --- minting -----------------------------------------------------------------
 
+    // The backoff period a mint starts in, to be handed back to mint_failed().
+    std::uint64_t mint_epoch() const noexcept { return epoch_; }
+
     // How many mints to start now; each ends in minted() or mint_failed().
     std::size_t mints_due(reserve_clock::time_point now) noexcept
     {
@@ -130,6 +157,8 @@ public:
         if (closed_)
             return minted_kind::discard;
         if (waiting_ > 0) {
+            // Minted for this taker, as fresh as a token minted for its request:
+            // handed over whatever its end, which is the reserve's margin.
             --waiting_;
             return minted_kind::to_waiter;
         }
@@ -143,18 +172,26 @@ public:
         return minted_kind::kept;
     }
 
-    // A mint failed at `now` with `ec`: returns how many waiting takers to fail
-    // with it (all of them), and backs off.
-    std::size_t mint_failed(boost::system::error_code ec, reserve_clock::time_point now) noexcept
+    // A mint started in `epoch` (mint_epoch() then) failed at `now` with `ec`:
+    // returns how many waiting takers to fail with it (all of them), and backs off.
+    std::size_t mint_failed(boost::system::error_code ec, reserve_clock::time_point now, std::uint64_t epoch) noexcept
     {
-        BOOST_ASSERT(in_flight_ > 0 && ec);
+        BOOST_ASSERT(in_flight_ > 0 && ec && epoch <= epoch_);
         --in_flight_;
         if (closed_)
             return 0;
         last_error_ = ec;
-        const auto delay = retry_delay(failures_, jitter_ ? jitter_() : 0.5, std::nullopt);
-        ++failures_;
-        backoff_until_ = now + delay;
+        if (!last_take_ || (last_failure_ && *last_take_ < *last_failure_))
+            target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one since the last failure
+        last_failure_ = now;
+        if (epoch == epoch_) {
+            // The first failure of this period: the next step of the backoff. The
+            // API's own Retry-After was honoured by the client's retries already.
+            const auto delay = retry_delay(failures_, jitter_ ? jitter_() : 0.5, std::nullopt);
+            ++failures_;
+            ++epoch_;
+            backoff_until_ = now + delay;
+        }
         return std::exchange(waiting_, 0);
     }
 
@@ -221,6 +258,8 @@ private:
     boost::system::error_code last_error_{};
     reserve_clock::time_point backoff_until_{};
     std::optional<reserve_clock::time_point> last_take_{};
+    std::optional<reserve_clock::time_point> last_failure_{};
+    std::uint64_t epoch_ = 0; // backoff periods begun
     double (*jitter_)() noexcept;
     bool closed_ = false;
 };

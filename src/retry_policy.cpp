@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <random>
 
 namespace cartesia::detail {
 namespace {
@@ -112,6 +113,12 @@ std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
     const double base_seconds = std::min(0.5 * static_cast<double>(1u << std::min(retry, 5u)), 8.0);
     const double seconds = base_seconds * (1.0 - 0.25 * std::clamp(jitter, 0.0, 1.0));
     return std::chrono::milliseconds{static_cast<long long>(seconds * 1000)};
+}
+
+double random_jitter() noexcept
+{
+    thread_local std::minstd_rand generator{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
 }
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,

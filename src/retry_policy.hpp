@@ -31,6 +31,9 @@ bool is_retryable(const attempt_outcome& outcome) noexcept;
 std::chrono::milliseconds retry_delay(unsigned retry, double jitter,
                                       std::optional<std::chrono::milliseconds> server_delay) noexcept;
 
+// The jitter of retry_delay, uniform in [0, 1), from a generator per thread.
+double random_jitter() noexcept;
+
 // Reads retry-after-ms (milliseconds, may be fractional), else Retry-After (delta
 // seconds or an HTTP date, relative to `now`). nullopt when absent or unparsable.
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view retry_after_ms,

@@ -4,28 +4,24 @@
 #include "request_op.hpp"
 #include "reserve_state.hpp"
 
+#include <cartesia/detail/client_access.hpp>
 #include <cartesia/error.hpp>
 #include <cartesia/token_reserve.hpp>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
-#include <boost/asio/dispatch.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 
 #include <openssl/crypto.h>
 
 #include <atomic>
 #include <list>
-#include <random>
+#include <new>
 
 namespace cartesia::detail {
 namespace {
-
-double reserve_jitter() noexcept
-{
-    thread_local std::minstd_rand generator{std::random_device{}()};
-    return std::uniform_real_distribution<double>(0.0, 1.0)(generator);
-}
 
 // Overwrites what a token held: a discarded token must not linger in freed memory.
 void wipe(token_response& r) noexcept
@@ -35,24 +31,47 @@ void wipe(token_response& r) noexcept
     r = {};
 }
 
-// A token whose own expiry is this close (or a quarter of its life, for a short
-// one) is not handed out: its taker needs the time to use it.
-constexpr std::chrono::seconds expiry_margin{10};
+// No token lives longer (expires_in is at most 3600 s): a longer max_age is a mistake.
+constexpr std::chrono::seconds longest_max_age{3600};
+
+using state_type = reserve_state<token_response>;
+
+// What the state works with when the options are bad (every take fails then, and
+// nothing is minted): still a valid state.
+state_type::settings settings_of(const token_reserve_options& options) noexcept
+{
+    return {std::max<std::size_t>(options.size, 1),
+            std::clamp<reserve_clock::duration>(options.max_age, std::chrono::seconds(1), longest_max_age)};
+}
 
 } // namespace
 
+// One take, from async_take to its completion. Shared with the cancellation bridge,
+// which the initiation installs on the caller's thread, so that a cancellation
+// emitted before the take reaches the strand is not lost.
+struct pending_take {
+    pending_take(token_handler h, std::unique_ptr<asio::any_completion_executor> w)
+        : handler(std::move(h)), work(std::move(w))
+    {
+    }
+    token_handler handler;
+    std::unique_ptr<asio::any_completion_executor> work; // the handler's own executor, tracked
+    asio::cancellation_slot slot;
+    // On the strand: where it waits in the queue, if it does; whether it is done.
+    std::optional<std::list<std::shared_ptr<pending_take>>::iterator> queued;
+    bool completed = false;
+};
+
 class reserve_impl : public std::enable_shared_from_this<reserve_impl> {
 public:
-    reserve_impl(client& c, token_request request, token_reserve_options options)
-        : client_(c), request_(std::move(request)), options_(options), executor_(c.get_executor()),
-          strand_(make_operation_strand(executor_)),
-          state_({std::max<std::size_t>(options.size, 1),
-                  std::chrono::seconds(std::max<long long>(options.max_age.count(), 1))},
-                 &reserve_jitter),
+    reserve_impl(const client& c, token_request request, token_reserve_options options)
+        : client_(client_access::impl(c)), request_(std::move(request)), executor_(c.get_executor()),
+          strand_(make_operation_strand(executor_)), settings_(settings_of(options)), state_(settings_, &random_jitter),
           timer_(strand_)
     {
+        BOOST_ASSERT(client_); // not a moved-from client
         diagnostics ignored;
-        if (options.size == 0 || options.max_age.count() <= 0)
+        if (options.size == 0 || options.max_age.count() <= 0 || options.max_age > longest_max_age)
             invalid_ = error::invalid_argument;
         else
             invalid_ = validate_request(request_, ignored);
@@ -81,32 +100,42 @@ public:
 
     // --- on the strand ---------------------------------------------------------
 
-    void take(token_handler handler, bool own_executor)
+    void take(const std::shared_ptr<pending_take>& p)
     {
-        waiter w{std::move(handler), nullptr, {}, next_waiter_++};
-        if (own_executor)
-            w.work = std::make_unique<asio::any_completion_executor>(asio::prefer(
-                asio::get_associated_executor(w.handler, executor_), asio::execution::outstanding_work.tracked));
         if (invalid_) {
-            complete(w, invalid_, {});
+            complete(*p, invalid_, {});
             return;
         }
         const auto now = reserve_clock::now();
         expire(now);
         auto answer = state_.take(now);
         switch (answer.kind) {
-        case reserve_state<token_response>::take_kind::ready:
+        case state_type::take_kind::ready:
             publish();
-            complete(w, {}, std::move(*answer.token));
+            complete(*p, {}, std::move(*answer.token));
             break;
-        case reserve_state<token_response>::take_kind::fail:
-            complete(w, answer.error, {});
+        case state_type::take_kind::fail:
+            complete(*p, answer.error, {});
             break;
-        case reserve_state<token_response>::take_kind::wait:
-            wait(std::move(w));
+        case state_type::take_kind::wait:
+            p->queued = waiters_.insert(waiters_.end(), p);
             break;
         }
+        check_waiters();
         refill();
+    }
+
+    // The bridge's: a waiting take leaves the queue. One already served, failed
+    // or not yet queued (impossible: its take was posted before) is left alone.
+    void cancel(const std::shared_ptr<pending_take>& p)
+    {
+        if (p->completed || !p->queued)
+            return;
+        waiters_.erase(*p->queued);
+        p->queued.reset();
+        state_.leave();
+        check_waiters();
+        complete(*p, asio::error::operation_aborted, {});
     }
 
     void close()
@@ -116,78 +145,44 @@ public:
         for (auto& t : discarded)
             wipe(t);
         BOOST_ASSERT(waiting == waiters_.size());
-        (void)waiting;
-        fail_waiters(waiters_.size(), asio::error::operation_aborted);
+        fail_waiters(waiting, asio::error::operation_aborted);
+        // The mints in flight end promptly, in minted(), which discards them.
+        for (auto& m : mints_)
+            m.signal.emit(asio::cancellation_type::terminal);
         timer_.cancel();
         publish();
     }
 
 private:
-    struct waiter {
-        token_handler handler;
-        std::unique_ptr<asio::any_completion_executor> work; // the handler's own executor, tracked
-        asio::cancellation_slot slot;
-        std::uint64_t id = 0;
+    struct mint_in_flight {
+        asio::cancellation_signal signal;
     };
 
-    // Installed in a waiting take's cancellation slot; hops onto the strand.
-    struct cancellation_bridge {
-        cancellation_bridge(std::weak_ptr<reserve_impl> r, std::uint64_t waiter) : reserve(std::move(r)), id(waiter) {}
-        std::weak_ptr<reserve_impl> reserve;
-        std::uint64_t id;
-        void operator()(asio::cancellation_type_t type) const
-        {
-            using ct = asio::cancellation_type;
-            if ((type & (ct::terminal | ct::partial)) == ct::none)
-                return;
-            if (auto self = reserve.lock())
-                asio::post(self->strand_, [self, waiter = id] { self->cancel_waiter(waiter); });
-        }
-    };
-
-    void wait(waiter w)
-    {
-        waiters_.push_back(std::move(w));
-        auto& queued = waiters_.back();
-        if (auto slot = asio::get_associated_cancellation_slot(queued.handler); slot.is_connected()) {
-            queued.slot = slot;
-            queued.slot.emplace<cancellation_bridge>(weak_from_this(), queued.id);
-        }
-    }
-
-    void cancel_waiter(std::uint64_t id)
-    {
-        for (auto it = waiters_.begin(); it != waiters_.end(); ++it) {
-            if (it->id != id)
-                continue;
-            waiter w = std::move(*it);
-            waiters_.erase(it);
-            state_.leave();
-            complete(w, asio::error::operation_aborted, {});
-            return;
-        }
-        // Served or failed already: the cancellation came too late.
-    }
+    void check_waiters() const noexcept { BOOST_ASSERT(state_.waiting() == waiters_.size()); }
 
     void fail_waiters(std::size_t n, error_code ec)
     {
-        for (std::size_t i = 0; i < n && !waiters_.empty(); ++i) {
-            waiter w = std::move(waiters_.front());
+        BOOST_ASSERT(n == waiters_.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            auto p = std::move(waiters_.front());
             waiters_.pop_front();
-            complete(w, ec, {});
+            p->queued.reset();
+            complete(*p, ec, {});
         }
     }
 
-    void complete(waiter& w, error_code ec, token_response response)
+    // Posted, never run here: a take completes outside async_take, and a handler
+    // that throws does not interrupt the bookkeeping of the step that served it.
+    void complete(pending_take& p, error_code ec, token_response response)
     {
-        if (w.slot.is_connected())
-            w.slot.clear();
-        if (w.work) {
-            asio::dispatch(*w.work, asio::append(std::move(w.handler), ec, std::move(response)));
-            return;
-        }
-        // Never inside async_take: every take runs in a handler posted to the strand.
-        asio::dispatch(executor_, asio::append(std::move(w.handler), ec, std::move(response)));
+        BOOST_ASSERT(!p.completed);
+        p.completed = true;
+        if (p.slot.is_connected())
+            p.slot.clear();
+        // Through the client's executor to the handler's own, if it has one: post
+        // keeps the work of that one counted meanwhile, and `work` may go.
+        asio::post(executor_, asio::append(std::move(p.handler), ec, std::move(response)));
+        p.work.reset();
     }
 
     void expire(reserve_clock::time_point now)
@@ -207,57 +202,80 @@ private:
         expire(now);
         for (std::size_t due = state_.mints_due(now); due > 0; --due)
             mint();
-        schedule(state_.next_wakeup(now));
+        schedule(state_.next_wakeup(reserve_clock::now()));
     }
 
     void mint()
     {
-        client_.async_generate_token(
-            request_, asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, token_response token) {
-                self->minted(ec, std::move(token));
-            }));
+        const auto epoch = state_.mint_epoch();
+        std::optional<std::list<mint_in_flight>::iterator> registered;
+        try {
+            registered = mints_.emplace(mints_.end());
+            const auto in_flight = *registered;
+            auto done = asio::bind_cancellation_slot(
+                in_flight->signal.slot(), asio::bind_executor(strand_, [self = shared_from_this(), in_flight,
+                                                                        epoch](error_code ec, token_response token) {
+                    self->mints_.erase(in_flight);
+                    self->minted(ec, std::move(token), epoch);
+                }));
+            const bool own_executor = has_own_executor(done, client_executor(*client_));
+            start_client_generate_token(client_, token_handler(std::move(done)), own_executor, request_, nullptr);
+        } catch (const std::bad_alloc&) {
+            // Counted in flight already: it must end, as a failure the backoff slows.
+            if (registered)
+                mints_.erase(*registered);
+            const auto n = state_.mint_failed(make_error_code(boost::system::errc::not_enough_memory),
+                                              reserve_clock::now(), epoch);
+            fail_waiters(n, make_error_code(boost::system::errc::not_enough_memory));
+        }
     }
 
-    void minted(error_code ec, token_response token)
+    void minted(error_code ec, token_response token, std::uint64_t epoch)
     {
         const auto now = reserve_clock::now();
         if (ec) {
-            fail_waiters(state_.mint_failed(ec, now), ec);
+            fail_waiters(state_.mint_failed(ec, now, epoch), ec);
+            check_waiters();
+            // Not cancelled by close() (the state would be closed): the client was
+            // closed or destroyed, and nothing will ever be minted again.
+            if (ec == asio::error::operation_aborted && !state_.closed()) {
+                close();
+                return;
+            }
             refill();
             return;
         }
-        auto usable_until = now + options_.max_age;
-        if (token.expires_at) {
-            // Handed out only while a quarter of its life (at most 10 s) is left.
-            const auto life = *token.expires_at - std::chrono::system_clock::now();
-            const auto left = life - std::min<std::chrono::system_clock::duration>(expiry_margin, life / 4);
-            usable_until = std::min(usable_until, now + std::chrono::duration_cast<reserve_clock::duration>(left));
-        }
-        using kind = reserve_state<token_response>::minted_kind;
-        switch (state_.minted(token, now, usable_until)) {
-        case kind::to_waiter: {
+        std::optional<reserve_clock::duration> life;
+        if (token.expires_at)
+            life = std::chrono::duration_cast<reserve_clock::duration>(*token.expires_at -
+                                                                       std::chrono::system_clock::now());
+        switch (state_.minted(token, now, usable_until(now, settings_.max_age, life))) {
+        case state_type::minted_kind::to_waiter: {
             BOOST_ASSERT(!waiters_.empty());
-            waiter w = std::move(waiters_.front());
+            auto p = std::move(waiters_.front());
             waiters_.pop_front();
-            complete(w, {}, std::move(token));
+            p->queued.reset();
+            complete(*p, {}, std::move(token));
             break;
         }
-        case kind::kept:
+        case state_type::minted_kind::kept:
             publish();
             break;
-        case kind::discard:
+        case state_type::minted_kind::discard:
             wipe(token);
             break;
         }
+        check_waiters();
         refill();
     }
 
+    // One timer, moved earlier when an earlier wakeup is due; a later one is left
+    // to the wait pending, whose refill() computes the next.
     void schedule(reserve_clock::time_point at)
     {
         if (at >= armed_for_ || state_.closed())
             return;
-        timer_.expires_at(at);
-        armed_for_ = reserve_clock::time_point::max(); // until the wait is pending
+        timer_.expires_at(at); // cancels the wait pending, if any: its handler sees the error
         timer_.async_wait([weak = weak_from_this()](error_code ec) {
             auto self = weak.lock();
             if (!self || ec)
@@ -270,19 +288,40 @@ private:
 
     void publish() noexcept { ready_count_.store(state_.ready(), std::memory_order_relaxed); }
 
-    client& client_;
+    const std::shared_ptr<client_impl> client_;
     const token_request request_;
-    const token_reserve_options options_;
     error_code invalid_;
     asio::any_io_executor executor_;
     strand_type strand_;
-    reserve_state<token_response> state_;
-    std::list<waiter> waiters_; // first come, first served
-    std::uint64_t next_waiter_ = 1;
+    const state_type::settings settings_;
+    state_type state_;
+    std::list<std::shared_ptr<pending_take>> waiters_; // first come, first served
+    std::list<mint_in_flight> mints_;                  // their cancellation, for close()
     asio::steady_timer timer_;
     reserve_clock::time_point armed_for_ = reserve_clock::time_point::max();
     std::atomic<std::size_t> ready_count_{0};
 };
+
+namespace {
+
+// Installed in a take's cancellation slot by the initiation; hops onto the strand.
+// A waiting take has no side effect to undo, so every type of cancellation is
+// honoured.
+struct take_cancellation {
+    std::weak_ptr<reserve_impl> reserve;
+    std::weak_ptr<pending_take> take;
+    void operator()(asio::cancellation_type_t type) const
+    {
+        if (type == asio::cancellation_type::none)
+            return;
+        auto self = reserve.lock();
+        auto p = take.lock();
+        if (self && p)
+            asio::post(self->strand(), [self, p] { self->cancel(p); });
+    }
+};
+
+} // namespace
 
 const asio::any_io_executor& reserve_executor(const reserve_impl& impl) noexcept
 {
@@ -291,9 +330,17 @@ const asio::any_io_executor& reserve_executor(const reserve_impl& impl) noexcept
 
 void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler, bool handler_has_own_executor)
 {
-    asio::post(impl->strand(), [impl, handler = std::move(handler), handler_has_own_executor]() mutable {
-        impl->take(std::move(handler), handler_has_own_executor);
-    });
+    std::unique_ptr<asio::any_completion_executor> work;
+    if (handler_has_own_executor)
+        work = std::make_unique<asio::any_completion_executor>(asio::prefer(
+            asio::get_associated_executor(handler, impl->executor()), asio::execution::outstanding_work.tracked));
+    auto p = std::make_shared<pending_take>(std::move(handler), std::move(work));
+    // Before the post: from here on a cancellation reaches the take, wherever it is.
+    if (auto slot = asio::get_associated_cancellation_slot(p->handler); slot.is_connected()) {
+        p->slot = slot;
+        p->slot.emplace<take_cancellation>(take_cancellation{impl, p});
+    }
+    asio::post(impl->strand(), [impl, p] { impl->take(p); });
 }
 
 } // namespace cartesia::detail
@@ -326,6 +373,7 @@ void token_reserve::close()
 
 token_reserve::executor_type token_reserve::get_executor() const noexcept
 {
+    BOOST_ASSERT(impl_); // not a moved-from reserve
     return impl_->executor();
 }
 

@@ -87,7 +87,8 @@ std::string access_log_line(const access_record& record)
     if (record.upstream) {
         const auto& upstream = *record.upstream;
         line.member("upstream", upstream.error ? error_name(upstream.error) : "ok")
-            .member("attempts", upstream.attempts);
+            .member("attempts", upstream.attempts)
+            .member("token_source", upstream.from_reserve ? "reserve" : "minted");
         if (upstream.error)
             line.member("upstream_kind", upstream_failure_kind(upstream.error))
                 .member("upstream_detail", upstream.detail);

@@ -18,6 +18,8 @@ struct upstream_outcome {
     unsigned attempts = 0;
     /// `cartesia::describe()`'s line for a failure: the library's text, scrubbed of the key.
     std::string detail;
+    /// Taken from the reserve (--reserve): `attempts` is 0, the mint was made ahead.
+    bool from_reserve = false;
 };
 
 /// What a line says about one request. Holds nothing secret by construction: the path

@@ -259,17 +259,17 @@ struct server::connection {
 };
 
 server::server(const asio::any_io_executor& executor, cartesia::client& upstream, server_config config)
-    : upstream_(upstream), config_(std::move(config)), limiter_(config_.rate_limit),
-      acceptor_(listen_on(executor, config_.endpoint)), slot_freed_(executor), drained_(executor)
+    : upstream_(upstream), config_(std::move(config)), default_order_(default_order_of(config_.policy)),
+      limiter_(config_.rate_limit), acceptor_(listen_on(executor, config_.endpoint)), slot_freed_(executor),
+      drained_(executor)
 {
     if (config_.reserve > 0)
-        reserve_.emplace(upstream_, to_token_request(default_order()),
-                         cartesia::token_reserve_options{config_.reserve});
+        reserve_.emplace(upstream_, to_token_request(default_order_), cartesia::token_reserve_options{config_.reserve});
 }
 
-token_order server::default_order() const
+token_order server::default_order_of(const token_policy& policy)
 {
-    return std::get<token_order>(read_token_order("", config_.policy)); // an empty body: the most allowed
+    return std::get<token_order>(read_token_order("", policy)); // an empty body: the most allowed
 }
 
 asio::awaitable<void> server::run()
@@ -300,8 +300,6 @@ asio::awaitable<void> server::wait_for_free_slot()
 asio::awaitable<void> server::shutdown(std::chrono::steady_clock::duration grace)
 {
     stopping_ = true;
-    if (reserve_)
-        reserve_->close(); // its tokens are erased; a request still waiting for one gets 503
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     slot_freed_.cancel();
@@ -318,6 +316,10 @@ asio::awaitable<void> server::shutdown(std::chrono::steady_clock::duration grace
     }
     for (connection* conn : connections_)
         conn->stream.close();
+    // Only now: the requests of the grace period took their tokens from it. Its
+    // tokens are erased; a request still waiting for one gets 503.
+    if (reserve_)
+        reserve_->close();
 }
 
 asio::awaitable<void> server::serve(tcp::socket socket)
@@ -437,8 +439,8 @@ asio::awaitable<http_response> server::mint(exchange& ex)
 asio::awaitable<http_response> server::mint_upstream(exchange& ex, const token_order& order)
 {
     cartesia::diagnostics diag;
-    const auto usual = default_order();
-    const bool from_reserve = reserve_ && order.grants == usual.grants && order.expires_in == usual.expires_in;
+    const bool from_reserve =
+        reserve_ && order.grants == default_order_.grants && order.expires_in == default_order_.expires_in;
     // Not one conditional expression with a co_await in each branch: GCC 12
     // destroys such a result twice.
     boost::system::error_code ec;
@@ -447,7 +449,9 @@ asio::awaitable<http_response> server::mint_upstream(exchange& ex, const token_o
         std::tie(ec, minted) = co_await reserve_->async_take(use_tuple);
     else
         std::tie(ec, minted) = co_await upstream_.async_generate_token(to_token_request(order), diag, use_tuple);
-    ex.upstream = upstream_outcome{ec, diag.attempts(), ec ? cartesia::describe(ec, diag) : std::string()};
+    // A take makes no attempt of its own: its log line says where the token came from.
+    ex.upstream =
+        upstream_outcome{ec, diag.attempts(), ec ? cartesia::describe(ec, diag) : std::string(), from_reserve};
     if (ec) {
         metrics_.count_upstream_failure(ec);
         co_return upstream_failure(ec, diag);

@@ -92,7 +92,7 @@ private:
     boost::asio::awaitable<http_response> mint(exchange& ex);
     boost::asio::awaitable<http_response> mint_upstream(exchange& ex, const token_order& order);
     static std::int64_t seconds_left(const token_order& order, const cartesia::token_response& minted);
-    token_order default_order() const;
+    static token_order default_order_of(const token_policy& policy);
     bool is_authorized(const http_request& req) const;
     bool is_allowed_origin(std::string_view origin) const;
     http_response static_file(const http_request& req, std::string_view path) const;
@@ -102,6 +102,7 @@ private:
     cartesia::client& upstream_;
     std::optional<cartesia::token_reserve> reserve_; // with --reserve
     server_config config_;
+    token_order default_order_; // what an empty body asks for: the most allowed
     rate_limiter limiter_;
     server_metrics metrics_;
     boost::asio::ip::tcp::acceptor acceptor_;

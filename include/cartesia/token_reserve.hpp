@@ -4,6 +4,8 @@
 
 #include <cartesia/client.hpp>
 
+#include <boost/assert.hpp>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -13,7 +15,7 @@ namespace cartesia {
 /// How many tokens a token_reserve keeps, and for how long.
 struct token_reserve_options {
     std::size_t size = 4;             ///< Tokens kept ready, 1 or more.
-    std::chrono::seconds max_age{60}; ///< A token older than this is discarded, never handed out. Positive.
+    std::chrono::seconds max_age{60}; ///< A token older than this is discarded, never handed out. 1 to 3600 s.
 };
 
 namespace detail {
@@ -41,18 +43,28 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 /// succeeds, and the reserve fills up again.
 ///
 /// Tokens held by the reserve are erased from memory (overwritten) when they are
-/// discarded and when the reserve is closed or destroyed.
+/// discarded and when the reserve is closed: by close(), or by the destructor,
+/// which posts it (the tokens go once the executor runs it). A token minted for a
+/// take that was waiting goes to it at once, however short its life.
+///
+/// The reserve keeps its executor busy while it holds tokens or backs off (a timer
+/// for the next token's end), as the client does with `min_connections`: close it
+/// for `io_context::run()` to return. It closes itself when its client is closed
+/// or destroyed (its mints then fail with `operation_aborted`).
 ///
 /// @par Thread safety
 /// All member functions may be called concurrently from any thread; the
-/// reserve's state lives on a strand of the client's executor.
+/// reserve's state lives on a strand of the client's executor. A moved-from
+/// reserve may only be destroyed.
 class token_reserve {
 public:
     using executor_type = boost::asio::any_io_executor;
 
-    /// Starts filling (posted: no I/O in the constructor). `c` must outlive the
-    /// reserve and its operations. `request` is what every token is minted with;
-    /// a bad one, or bad `options`, fails every take with `error::invalid_argument`.
+    /// Starts filling (posted: no I/O in the constructor). The reserve shares the
+    /// client's state, so the client may be moved, closed or destroyed first (the
+    /// reserve then closes; `c` must not be a moved-from client). `request` is what
+    /// every token is minted with; a bad one, or bad `options`, fails every take
+    /// with `error::invalid_argument`.
     token_reserve(client& c, token_request request, token_reserve_options options = {});
 
     /// Closes the reserve (see close()).
@@ -72,13 +84,15 @@ public:
     ///
     /// @par Errors
     /// Those of the client's `async_generate_token` when minting fails (or failed
-    /// last, while the reserve backs off); `operation_aborted` when the reserve is
-    /// closed first.
+    /// last, while the reserve backs off); `operation_aborted` when the reserve,
+    /// or its client, is closed first.
     ///
     /// @par Cancellation
-    /// `terminal` and `partial`: a waiting take leaves the queue and completes
-    /// with `operation_aborted`; the mint it waited for goes to the next taker or
-    /// into the reserve.
+    /// `terminal`, `partial` and `total` (a waiting take has nothing to undo),
+    /// also when emitted before the take reached the reserve's strand: a waiting
+    /// take leaves the queue and completes with `operation_aborted`; the mint it
+    /// waited for goes to the next taker or into the reserve. A take already
+    /// served is not affected.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
     auto async_take(CompletionToken&& token = CompletionToken())
     {
@@ -89,8 +103,9 @@ public:
     std::size_t ready() const noexcept;
 
     /// Completes waiting takes with `operation_aborted`, erases the ready tokens
-    /// and stops minting; later takes complete with `operation_aborted`.
-    /// Idempotent; any thread.
+    /// and cancels the mints in flight; later takes complete with
+    /// `operation_aborted`. Posted to the reserve's strand: it takes effect once
+    /// the executor runs it. Idempotent; any thread.
     void close();
 
     executor_type get_executor() const noexcept;
@@ -100,6 +115,7 @@ private:
         std::shared_ptr<detail::reserve_impl> impl;
         template <class Handler> void operator()(Handler&& handler) const
         {
+            BOOST_ASSERT(impl); // not a moved-from reserve
             const bool own_executor = detail::has_own_executor(handler, detail::reserve_executor(*impl));
             detail::start_take(impl, detail::token_handler(std::forward<Handler>(handler)), own_executor);
         }

@@ -1,13 +1,15 @@
 // cartesia::token_reserve against the local test server: filling and refilling,
 // each token handed out once under concurrent takers, waiting takers, their
 // cancellation, a failing API and its recovery, close() with takers waiting, and
-// that the tokens it holds are erased from memory.
+// that the tokens it holds are erased from memory; cancellation at each point of a
+// take, a handler's own executor, and the client closed, destroyed or moved.
 #include "fixture.hpp"
 #include "freed_memory.hpp"
 
 #include <cartesia/token_reserve.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
@@ -248,12 +250,14 @@ BOOST_AUTO_TEST_CASE(a_waiting_take_can_be_cancelled)
         pool.close();
     }));
     // Once the mint it waits for has reached the server, cancel the take.
+    bool reached = false;
     std::thread canceller([&] {
-        BOOST_TEST(f.server.wait_for_connections_accepted(1, 20s));
+        reached = f.server.wait_for_connections_accepted(1, 20s);
         asio::post(f.io, [&] { signal.emit(asio::cancellation_type::terminal); });
     });
     f.io.run();
     canceller.join();
+    BOOST_TEST(reached);
     BOOST_TEST(calls == 1);
     BOOST_TEST(got == asio::error::operation_aborted);
 }
@@ -267,8 +271,9 @@ BOOST_AUTO_TEST_CASE(close_completes_the_waiting_takers_and_later_takes)
     std::vector<error_code> codes;
     for (int i = 0; i < 3; ++i)
         reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    bool reached = false;
     std::thread closer([&] {
-        BOOST_TEST(f.server.wait_for_connections_accepted(2, 20s));
+        reached = f.server.wait_for_connections_accepted(2, 20s);
         asio::post(f.io, [&] {
             reserve.close();
             reserve.async_take([&](error_code ec, const token_response&) {
@@ -279,6 +284,7 @@ BOOST_AUTO_TEST_CASE(close_completes_the_waiting_takers_and_later_takes)
     });
     f.io.run();
     closer.join();
+    BOOST_TEST(reached);
     BOOST_TEST(codes.size() == 4u);
     for (const auto& ec : codes)
         BOOST_TEST(ec == asio::error::operation_aborted);
@@ -333,4 +339,133 @@ BOOST_AUTO_TEST_CASE(bad_options_fail_every_take)
     for (const auto& ec : codes)
         BOOST_TEST(ec == cartesia::error::invalid_argument);
     BOOST_TEST(f.server.requests_received() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_cancellation_emitted_before_the_take_reaches_the_reserve_is_not_lost)
+{
+    server_fixture f;
+    auto config = f.config_with_fault("hang"); // no mint ever ends by itself
+    cartesia::client pool(f.io.get_executor(), f.tls, config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    asio::cancellation_signal signal;
+    std::vector<error_code> codes;
+    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response&) {
+        codes.push_back(ec);
+        reserve.close();
+        pool.close();
+    }));
+    signal.emit(asio::cancellation_type::total); // before io.run(): the take is not on the strand yet
+    f.io.run();
+    BOOST_TEST(codes.size() == 1u);
+    BOOST_TEST((codes.empty() || codes[0] == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(a_cancellation_after_the_take_was_served_does_nothing)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    asio::cancellation_signal signal;
+    int calls = 0;
+    error_code got;
+    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response&) {
+        got = ec;
+        ++calls;
+        signal.emit(asio::cancellation_type::terminal); // too late: served
+        asio::post(f.io, [&] {
+            reserve.close();
+            pool.close();
+        });
+    }));
+    f.io.run();
+    BOOST_TEST(calls == 1);
+    BOOST_TEST(!got, got.message());
+}
+
+BOOST_AUTO_TEST_CASE(a_handler_with_its_own_executor_completes_there_and_keeps_it_busy)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    asio::io_context other; // the handler's; it has no other work
+    std::thread::id ran_on;
+    error_code got = asio::error::would_block;
+    reserve.async_take(asio::bind_executor(other, [&](error_code ec, const token_response&) {
+        got = ec;
+        ran_on = std::this_thread::get_id();
+    }));
+    {
+        running io(f.io, 1);
+        other.run(); // returns only once the handler ran: the take counts as its work
+        reserve.close();
+        pool.close();
+    }
+    BOOST_TEST(!got, got.message());
+    BOOST_TEST((ran_on == std::this_thread::get_id()));
+}
+
+BOOST_AUTO_TEST_CASE(a_closed_client_closes_the_reserve_and_its_waiting_takers_complete)
+{
+    server_fixture f;
+    auto config = f.config_with_fault("hang");
+    cartesia::client pool(f.io.get_executor(), f.tls, config);
+    cartesia::token_reserve reserve(pool, {}, {2, 60s});
+    std::vector<error_code> codes;
+    reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    bool reached = false;
+    std::thread closer([&] {
+        reached = f.server.wait_for_connections_accepted(2, 20s);
+        pool.close(); // any thread; the reserve is not told, its mints fail
+    });
+    f.io.run(); // returns: the reserve stops minting (and probing) for good
+    closer.join();
+    BOOST_TEST(reached);
+    BOOST_TEST(codes.size() == 1u);
+    BOOST_TEST((codes.empty() || codes[0] == asio::error::operation_aborted));
+    // Later takes too.
+    reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    f.io.restart();
+    f.io.run();
+    BOOST_TEST(codes.size() == 2u);
+    BOOST_TEST((codes.size() < 2 || codes[1] == asio::error::operation_aborted));
+}
+
+BOOST_AUTO_TEST_CASE(client_and_reserve_destroyed_in_either_order_before_the_executor_runs)
+{
+    server_fixture f(numbered_tokens());
+    std::vector<error_code> codes;
+    {
+        cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+        cartesia::token_reserve reserve(pool, {});
+        reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+    } // the reserve first, then the client: nothing has run yet
+    {
+        auto pool = std::make_unique<cartesia::client>(f.io.get_executor(), f.tls, f.config);
+        cartesia::token_reserve reserve(*pool, {});
+        reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
+        pool.reset(); // the client first: the reserve's mints fail, it closes itself
+    }
+    f.io.run();
+    BOOST_TEST(codes.size() == 2u);
+    for (const auto& ec : codes)
+        BOOST_TEST(ec == asio::error::operation_aborted);
+}
+
+BOOST_AUTO_TEST_CASE(it_mints_through_a_client_that_was_moved)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client first(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(first, {}, {1, 60s});
+    cartesia::client moved(std::move(first));
+    error_code got = asio::error::would_block;
+    std::string token;
+    reserve.async_take([&](error_code ec, const token_response& t) {
+        got = ec;
+        token = t.token;
+        reserve.close();
+        moved.close();
+    });
+    f.io.run();
+    BOOST_TEST(!got, got.message());
+    BOOST_TEST(token.rfind("reserve-token-", 0) == 0u);
 }

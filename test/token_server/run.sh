@@ -99,8 +99,12 @@ for number, text in enumerate(lines, 1):
     if "?" in line["path"] or line["duration_ms"] < 0 or line["remote_address"] != "127.0.0.1":
         sys.exit(f"line {number}: a query string, a negative duration or another address: {text}")
     if "upstream" in line:
-        if line["path"] != "/api/token" or not isinstance(line.get("attempts"), int) or line["attempts"] < 1:
-            sys.exit(f"line {number}: an upstream outcome without attempts: {text}")
+        source = line.get("token_source")
+        if line["path"] != "/api/token" or source not in ("minted", "reserve"):
+            sys.exit(f"line {number}: an upstream outcome without its token source: {text}")
+        # A take from the reserve makes no attempt of its own; a mint makes one at least.
+        if not isinstance(line.get("attempts"), int) or (line["attempts"] < 1) != (source == "reserve"):
+            sys.exit(f"line {number}: attempts that do not match the token source: {text}")
         if (line["upstream"] == "ok") != (line["status"] == 200):
             sys.exit(f"line {number}: the upstream outcome does not match the status: {text}")
     elif line["path"] == "/api/token" and line["status"] in (200, 502, 503, 504):
@@ -232,6 +236,12 @@ expect_match "the reserve minted ahead: at least 6 tokens" '^([6-9]|[1-9][0-9]+)
     "$(metric cartesia_client_tokens_minted_total)"
 if stop_token_server "$TOKEN_SERVER_PID"; then status=0; else status=$?; fi
 expect_match "reserved: exit status 0" '^0$' "$status"
+# Once it has exited, every line is written.
+check_access_log reserved "$work/reserved.log"
+expect_match "the five default orders came from the reserve" '^5$' \
+    "$(grep -c '"path":"/api/token","status":200,.*"attempts":0,"token_source":"reserve"' "$work/reserved.log")"
+expect_match "the other order was minted for its request" '^1$' \
+    "$(grep -c '"path":"/api/token","status":200,.*"attempts":1,"token_source":"minted"' "$work/reserved.log")"
 
 start_token_server "$token_server" "$work" quiet "$TEST_SERVER_URL" --no-access-log
 fetch -X POST -H "$auth" "$TOKEN_SERVER_URL/api/token"
@@ -339,9 +349,9 @@ expect_match "SIGTERM after serving: exit status 0" '^0$' "$status"
 for log in main limited unauthorized hang refused untrusted draining; do
     check_access_log "$log" "$work/$log.log"
 done
-expect_match "a token request is logged" '"method":"POST","path":"/api/token","status":200,.*"upstream":"ok","attempts":1' "$(<"$work/main.log")"
+expect_match "a token request is logged" '"method":"POST","path":"/api/token","status":200,.*"upstream":"ok","attempts":1,"token_source":"minted"' "$(<"$work/main.log")"
 expect_match "the path without the query string" '"path":"/healthz","status":200' "$(<"$work/main.log")"
-expect_match "upstream failures are logged" '"upstream":"unauthorized","attempts":1,"upstream_kind":"http_4xx","upstream_detail":"HTTP 401' "$(<"$work/unauthorized.log")"
+expect_match "upstream failures are logged" '"upstream":"unauthorized","attempts":1,"token_source":"minted","upstream_kind":"http_4xx","upstream_detail":"HTTP 401' "$(<"$work/unauthorized.log")"
 expect_match "the shutdown's 503 is logged" '"path":"/healthz","status":503' "$(<"$work/draining.log")"
 logs=$(cat "$work"/*.log)
 expect_no_match "the logs hold no key, secret or token" "$api_key|$secret|eyJ" "$logs"

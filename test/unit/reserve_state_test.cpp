@@ -163,29 +163,57 @@ BOOST_AUTO_TEST_CASE(a_token_discarded_after_a_take_during_its_life_is_replaced)
 BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_waiters_and_backs_off_then_probes_one_at_a_time)
 {
     auto r = reserve_of(4);
+    const auto first = r.mint_epoch();
     BOOST_TEST(r.mints_due(t0) == 4u);
     BOOST_TEST((r.take(t0).kind == kind::wait));
     BOOST_TEST((r.take(t0).kind == kind::wait));
     const boost::system::error_code down = boost::asio::error::connection_refused;
-    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 2u); // both waiters get it
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 2u); // both waiters get it
     BOOST_TEST(r.waiting() == 0u);
-    // The other three fail too; the backoff grows with each.
-    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
-    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
-    BOOST_TEST(r.mint_failed(down, t0 + 1s) == 0u);
-    BOOST_TEST(r.backing_off(t0 + 1s));
-    // While backing off: no mint, and a taker fails at once with the last error.
-    BOOST_TEST(r.mints_due(t0 + 2s) == 0u);
-    const auto refused = r.take(t0 + 2s);
+    // The other three, started with it, fail with it: one failure, not four steps.
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
+    // While backing off (retry_delay's first step, no jitter: 0.5 s): no mint, and
+    // a taker fails at once with the last error.
+    BOOST_TEST(r.backing_off(t0 + 1200ms));
+    BOOST_TEST(r.mints_due(t0 + 1200ms) == 0u);
+    const auto refused = r.take(t0 + 1200ms);
     BOOST_TEST((refused.kind == kind::fail));
     BOOST_TEST(refused.error == down);
-    // retry_delay's fourth step, no jitter: 4 s after the last failure.
-    BOOST_TEST((r.next_wakeup(t0 + 2s) == t0 + 5s));
-    BOOST_TEST(r.mints_due(t0 + 5s) == 1u); // one probe
-    BOOST_TEST(r.mints_due(t0 + 5s) == 0u);
-    BOOST_TEST(mint(r, 1, t0 + 6s) == 0u); // recovered
-    BOOST_TEST(!r.backing_off(t0 + 6s));
-    BOOST_TEST(r.mints_due(t0 + 6s) == 3u); // back to filling at full width
+    BOOST_TEST((r.next_wakeup(t0 + 1200ms) == t0 + 1500ms));
+    // Then one probe; its failure is the next step (1 s).
+    const auto probe = r.mint_epoch();
+    BOOST_TEST(r.mints_due(t0 + 1500ms) == 1u);
+    BOOST_TEST(r.mints_due(t0 + 1500ms) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 2s, probe) == 0u);
+    BOOST_TEST(r.backing_off(t0 + 2900ms));
+    BOOST_TEST(!r.backing_off(t0 + 3s));
+    BOOST_TEST(r.mints_due(t0 + 3s) == 1u);
+    BOOST_TEST(mint(r, 1, t0 + 3100ms) == 0u); // recovered
+    BOOST_TEST(!r.backing_off(t0 + 3100ms));
+    BOOST_TEST(r.mints_due(t0 + 3100ms) == 3u); // back to filling at full width
+}
+
+BOOST_AUTO_TEST_CASE(idle_facing_a_failing_api_it_stops_after_size_failed_mints)
+{
+    auto r = reserve_of(2);
+    const boost::system::error_code down = boost::asio::error::connection_refused;
+    std::size_t mints = 0;
+    // A virtual hour without a take, every mint failing at once.
+    for (auto now = t0; now < t0 + 3600s; now += 100ms) {
+        const auto epoch = r.mint_epoch();
+        const std::size_t due = r.mints_due(now);
+        mints += due;
+        for (std::size_t i = 0; i < due; ++i)
+            r.mint_failed(down, now, epoch);
+    }
+    BOOST_TEST(mints == 2u); // its size, once
+    BOOST_TEST(r.target() == 0u);
+    BOOST_TEST((r.next_wakeup(t0 + 3600s) == cd::reserve_clock::time_point::max()));
+    // A take brings the demand back: it waits for one probe.
+    BOOST_TEST((r.take(t0 + 3600s).kind == kind::wait));
+    BOOST_TEST(r.mints_due(t0 + 3600s) == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
@@ -193,7 +221,7 @@ BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
     auto r = reserve_of(2);
     BOOST_TEST(r.mints_due(t0) == 2u);
     const boost::system::error_code down = boost::asio::error::connection_refused;
-    BOOST_TEST(r.mint_failed(down, t0) == 0u); // the first of the two fails
+    BOOST_TEST(r.mint_failed(down, t0, 0) == 0u); // the first of the two fails
     BOOST_TEST(r.backing_off(t0));
     // The other was sent before the failure and may succeed: wait for it.
     BOOST_TEST((r.take(t0).kind == kind::wait));
@@ -203,10 +231,24 @@ BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
     // nothing to wait for.
     auto failing = reserve_of(2);
     BOOST_TEST(failing.mints_due(t0) == 2u);
-    BOOST_TEST(failing.mint_failed(down, t0) == 0u);
+    BOOST_TEST(failing.mint_failed(down, t0, 0) == 0u);
     BOOST_TEST((failing.take(t0).kind == kind::wait));
-    BOOST_TEST(failing.mint_failed(down, t0) == 1u);
+    BOOST_TEST(failing.mint_failed(down, t0, 0) == 1u);
     BOOST_TEST((failing.take(t0).kind == kind::fail));
+}
+
+BOOST_AUTO_TEST_CASE(a_token_is_usable_until_its_max_age_or_its_expiry_margin)
+{
+    // A long-lived token: max_age decides.
+    BOOST_TEST((cd::usable_until(t0, 60s, std::optional<cd::reserve_clock::duration>(600s)) == t0 + 60s));
+    // One that expires in a minute: 10 s before it.
+    BOOST_TEST((cd::usable_until(t0, 60s, std::optional<cd::reserve_clock::duration>(60s)) == t0 + 50s));
+    // A short-lived one: a quarter of its life before.
+    BOOST_TEST((cd::usable_until(t0, 60s, std::optional<cd::reserve_clock::duration>(8s)) == t0 + 6s));
+    // Expired already (a skewed clock): at once.
+    BOOST_TEST((cd::usable_until(t0, 60s, std::optional<cd::reserve_clock::duration>(-1s)) <= t0));
+    // An opaque token of unknown life.
+    BOOST_TEST((cd::usable_until(t0, 60s, std::nullopt) == t0 + 60s));
 }
 
 BOOST_AUTO_TEST_CASE(close_discards_the_ready_tokens)
@@ -235,7 +277,7 @@ BOOST_AUTO_TEST_CASE(close_fails_the_waiters_and_mints_that_end_after_it_are_dis
     BOOST_TEST(r.waiting() == 0u);
     std::string late = "late";
     BOOST_TEST((r.minted(late, t0, t0 + 60s) == minted::discard));
-    BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0) == 0u);
+    BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0, r.mint_epoch()) == 0u);
     BOOST_TEST(r.in_flight() == 0u);
 }
 
