@@ -1,6 +1,7 @@
 // cartesia::token_reserve: the driver of reserve_state.hpp on a strand of the
 // client's executor. It mints through the client, hands tokens to takers, wipes
 // what it discards, and keeps one timer for the next token's end or backoff's end.
+#include "client_impl.hpp"
 #include "request_op.hpp"
 #include "reserve_state.hpp"
 
@@ -36,6 +37,13 @@ constexpr std::chrono::seconds longest_max_age{3600};
 
 using state_type = reserve_state<token_response>;
 
+std::shared_ptr<client_impl> shared_state_of(const client& c) noexcept
+{
+    auto impl = client_access::impl(c);
+    BOOST_ASSERT(impl); // not a moved-from client
+    return impl;
+}
+
 // What the state works with when the options are bad (every take fails then, and
 // nothing is minted): still a valid state.
 state_type::settings settings_of(const token_reserve_options& options) noexcept
@@ -62,14 +70,16 @@ struct pending_take {
     bool completed = false;
 };
 
+// A take alone in a list node, made on the caller's thread.
+using take_node = std::list<std::shared_ptr<pending_take>>;
+
 class reserve_impl : public std::enable_shared_from_this<reserve_impl> {
 public:
     reserve_impl(const client& c, token_request request, token_reserve_options options)
-        : client_(client_access::impl(c)), request_(std::move(request)), executor_(c.get_executor()),
+        : client_(shared_state_of(c)), request_(request), executor_(client_executor(*client_)),
           strand_(make_operation_strand(executor_)), settings_(settings_of(options)), state_(settings_, &random_jitter),
           timer_(strand_)
     {
-        BOOST_ASSERT(client_); // not a moved-from client
         diagnostics ignored;
         if (options.size == 0 || options.max_age.count() <= 0 || options.max_age > longest_max_age)
             invalid_ = error::invalid_argument;
@@ -100,8 +110,11 @@ public:
 
     // --- on the strand ---------------------------------------------------------
 
-    void take(const std::shared_ptr<pending_take>& p)
+    // `node` holds the take alone: waiting splices it into the queue, which
+    // never allocates, so that the state's count of waiters and the queue agree.
+    void take(take_node node)
     {
+        const auto& p = node.front();
         if (invalid_) {
             complete(*p, invalid_, {});
             return;
@@ -118,7 +131,8 @@ public:
             complete(*p, answer.error, {});
             break;
         case state_type::take_kind::wait:
-            p->queued = waiters_.insert(waiters_.end(), p);
+            p->queued = node.begin();
+            waiters_.splice(waiters_.end(), node);
             break;
         }
         check_waiters();
@@ -146,9 +160,11 @@ public:
             wipe(t);
         BOOST_ASSERT(waiting == waiters_.size());
         fail_waiters(waiting, asio::error::operation_aborted);
-        // The mints in flight end promptly, in minted(), which discards them.
-        for (auto& m : mints_)
-            m.signal.emit(asio::cancellation_type::terminal);
+        // The mints in flight end promptly, in minted(), which discards them. On the
+        // client's strand, where their operations clear the slot: a signal is not
+        // to be emitted on one thread while it is cleared on another.
+        for (const auto& m : mints_)
+            asio::post(client_->strand(), [m] { m->signal.emit(asio::cancellation_type::terminal); });
         timer_.cancel();
         publish();
     }
@@ -160,15 +176,17 @@ private:
 
     void check_waiters() const noexcept { BOOST_ASSERT(state_.waiting() == waiters_.size()); }
 
-    void fail_waiters(std::size_t n, error_code ec)
+    // Out of the queue first, all of them (the state counts none already), then
+    // completed: a completion that throws (bad_alloc) cannot leave the two apart.
+    void fail_waiters([[maybe_unused]] std::size_t n, error_code ec)
     {
         BOOST_ASSERT(n == waiters_.size());
-        for (std::size_t i = 0; i < n; ++i) {
-            auto p = std::move(waiters_.front());
-            waiters_.pop_front();
+        std::list<std::shared_ptr<pending_take>> failing;
+        failing.splice(failing.end(), waiters_);
+        for (const auto& p : failing)
             p->queued.reset();
+        for (const auto& p : failing)
             complete(*p, ec, {});
-        }
     }
 
     // Posted, never run here: a take completes outside async_take, and a handler
@@ -177,11 +195,17 @@ private:
     {
         BOOST_ASSERT(!p.completed);
         p.completed = true;
-        if (p.slot.is_connected())
-            p.slot.clear();
-        // Through the client's executor to the handler's own, if it has one: post
-        // keeps the work of that one counted meanwhile, and `work` may go.
-        asio::post(executor_, asio::append(std::move(p.handler), ec, std::move(response)));
+        // Through the client's executor to the handler's own: post keeps the work of
+        // that one counted meanwhile, and `work` may go. The slot is cleared there,
+        // where the caller may emit, not here on the reserve's strand (the bridge,
+        // holding weak references only, is harmless until then).
+        const auto handler_executor = asio::get_associated_executor(p.handler, executor_);
+        asio::post(executor_, asio::bind_executor(handler_executor, [slot = p.slot, handler = std::move(p.handler), ec,
+                                                                     response = std::move(response)]() mutable {
+                       if (slot.is_connected())
+                           slot.clear();
+                       std::move(handler)(ec, std::move(response));
+                   }));
         p.work.reset();
     }
 
@@ -200,21 +224,22 @@ private:
     {
         const auto now = reserve_clock::now();
         expire(now);
+        // One epoch for the batch: if starting them fails, that is one failure.
+        const auto epoch = state_.mint_epoch();
         for (std::size_t due = state_.mints_due(now); due > 0; --due)
-            mint();
+            mint(epoch);
         schedule(state_.next_wakeup(reserve_clock::now()));
     }
 
-    void mint()
+    void mint(std::uint64_t epoch)
     {
-        const auto epoch = state_.mint_epoch();
-        std::optional<std::list<mint_in_flight>::iterator> registered;
+        std::optional<std::list<std::shared_ptr<mint_in_flight>>::iterator> registered;
         try {
-            registered = mints_.emplace(mints_.end());
+            registered = mints_.insert(mints_.end(), std::make_shared<mint_in_flight>());
             const auto in_flight = *registered;
             auto done = asio::bind_cancellation_slot(
-                in_flight->signal.slot(), asio::bind_executor(strand_, [self = shared_from_this(), in_flight,
-                                                                        epoch](error_code ec, token_response token) {
+                (*in_flight)->signal.slot(), asio::bind_executor(strand_, [self = shared_from_this(), in_flight,
+                                                                           epoch](error_code ec, token_response token) {
                     self->mints_.erase(in_flight);
                     self->minted(ec, std::move(token), epoch);
                 }));
@@ -296,7 +321,7 @@ private:
     const state_type::settings settings_;
     state_type state_;
     std::list<std::shared_ptr<pending_take>> waiters_; // first come, first served
-    std::list<mint_in_flight> mints_;                  // their cancellation, for close()
+    std::list<std::shared_ptr<mint_in_flight>> mints_; // their cancellation, for close()
     asio::steady_timer timer_;
     reserve_clock::time_point armed_for_ = reserve_clock::time_point::max();
     std::atomic<std::size_t> ready_count_{0};
@@ -340,7 +365,8 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
         p->slot = slot;
         p->slot.emplace<take_cancellation>(take_cancellation{impl, p});
     }
-    asio::post(impl->strand(), [impl, p] { impl->take(p); });
+    take_node node{p};
+    asio::post(impl->strand(), [impl, node = std::move(node)]() mutable { impl->take(std::move(node)); });
 }
 
 } // namespace cartesia::detail
@@ -348,7 +374,7 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 namespace cartesia {
 
 token_reserve::token_reserve(client& c, token_request request, token_reserve_options options)
-    : impl_(std::make_shared<detail::reserve_impl>(c, std::move(request), options))
+    : impl_(std::make_shared<detail::reserve_impl>(c, request, options))
 {
     impl_->start();
 }

@@ -317,7 +317,8 @@ asio::awaitable<void> server::shutdown(std::chrono::steady_clock::duration grace
     for (connection* conn : connections_)
         conn->stream.close();
     // Only now: the requests of the grace period took their tokens from it. Its
-    // tokens are erased; a request still waiting for one gets 503.
+    // tokens are erased; a request still waiting for one ends (its connection is
+    // closed already).
     if (reserve_)
         reserve_->close();
 }

@@ -49,8 +49,9 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 ///
 /// The reserve keeps its executor busy while it holds tokens or backs off (a timer
 /// for the next token's end), as the client does with `min_connections`: close it
-/// for `io_context::run()` to return. It closes itself when its client is closed
-/// or destroyed (its mints then fail with `operation_aborted`).
+/// for `io_context::run()` to return. It closes itself when it finds its client
+/// closed or destroyed: at its next mint, which fails with `operation_aborted`
+/// (a full reserve nobody takes from finds out when its tokens reach max_age).
 ///
 /// @par Thread safety
 /// All member functions may be called concurrently from any thread; the
@@ -62,7 +63,8 @@ public:
 
     /// Starts filling (posted: no I/O in the constructor). The reserve shares the
     /// client's state, so the client may be moved, closed or destroyed first (the
-    /// reserve then closes; `c` must not be a moved-from client). `request` is what
+    /// reserve then closes; `c` must not be a moved-from client). The client's
+    /// `ssl::context` must outlive the reserve's mints too. `request` is what
     /// every token is minted with; a bad one, or bad `options`, fails every take
     /// with `error::invalid_argument`.
     token_reserve(client& c, token_request request, token_reserve_options options = {});

@@ -55,10 +55,11 @@ int stop_scanning_freed_blocks() noexcept
 } // namespace cartesia::test
 
 // malloc and free underneath, so that a sanitizer's interceptors still check every
-// block; the array and nothrow forms default to these.
+// block; the array and nothrow forms default to these. (malloc and free by hand: they
+// are what operator new and delete are made of.)
 void* operator new(std::size_t size)
 {
-    if (void* block = std::malloc(size == 0 ? 1 : size))
+    if (void* block = std::malloc(size == 0 ? 1 : size)) // NOLINT(cppcoreguidelines-no-malloc)
         return block;
     throw std::bad_alloc();
 }
@@ -66,11 +67,11 @@ void* operator new(std::size_t size)
 void operator delete(void* block) noexcept
 {
     scan(block);
-    std::free(block);
+    std::free(block); // NOLINT(cppcoreguidelines-no-malloc)
 }
 
 void operator delete(void* block, std::size_t) noexcept
 {
     scan(block);
-    std::free(block);
+    std::free(block); // NOLINT(cppcoreguidelines-no-malloc)
 }

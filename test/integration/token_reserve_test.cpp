@@ -51,8 +51,8 @@ struct running {
 
 // A token per request, each different, answered at once; `down` makes it 503.
 // `on_request` is told each request's number (on the server's thread).
-server_options numbered_tokens(std::shared_ptr<std::atomic<bool>> down = nullptr,
-                               std::function<void(std::size_t)> on_request = nullptr)
+server_options numbered_tokens(const std::shared_ptr<std::atomic<bool>>& down = nullptr,
+                               const std::function<void(std::size_t)>& on_request = nullptr)
 {
     server_options options;
     auto count = std::make_shared<std::atomic<std::size_t>>(0);
@@ -194,6 +194,7 @@ BOOST_AUTO_TEST_CASE(each_token_is_handed_out_once_to_four_threads_taking_at_onc
         running io(f.io, 4);
         cartesia::token_reserve reserve(pool, {}, {4, 60s});
         std::vector<std::thread> takers;
+        takers.reserve(4);
         for (int t = 0; t < 4; ++t)
             takers.emplace_back([&] {
                 for (int i = 0; i < per_thread; ++i) {
