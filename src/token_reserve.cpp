@@ -126,7 +126,12 @@ public:
         case state_type::take_kind::ready:
             publish();
             complete(*p, {}, std::move(*answer.token));
-            break;
+            // The replacement is started after the taker's completion, posted
+            // first, has run: starting a mint writes a request (TLS and all), and
+            // the taker should not wait for that.
+            check_waiters();
+            asio::post(strand_, [self = shared_from_this()] { self->refill(); });
+            return;
         case state_type::take_kind::fail:
             complete(*p, answer.error, {});
             break;
