@@ -55,13 +55,30 @@ int stop_scanning_freed_blocks() noexcept
 } // namespace cartesia::test
 
 // malloc and free underneath, so that a sanitizer's interceptors still check every
-// block; the array and nothrow forms default to these. (malloc and free by hand: they
-// are what operator new and delete are made of.)
+// block. Every plain form is replaced, nothrow and array ones too: ASan reports a block
+// from its own nothrow new freed by this delete as a mismatch. (malloc and free by
+// hand: they are what operator new and delete are made of.) The aligned forms are
+// left to the runtime, whole.
 void* operator new(std::size_t size)
 {
     if (void* block = std::malloc(size == 0 ? 1 : size)) // NOLINT(cppcoreguidelines-no-malloc)
         return block;
     throw std::bad_alloc();
+}
+
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept
+{
+    return std::malloc(size == 0 ? 1 : size); // NOLINT(cppcoreguidelines-no-malloc)
+}
+
+void* operator new[](std::size_t size)
+{
+    return ::operator new(size);
+}
+
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept
+{
+    return ::operator new(size, tag);
 }
 
 void operator delete(void* block) noexcept
@@ -72,6 +89,25 @@ void operator delete(void* block) noexcept
 
 void operator delete(void* block, std::size_t) noexcept
 {
-    scan(block);
-    std::free(block); // NOLINT(cppcoreguidelines-no-malloc)
+    ::operator delete(block);
+}
+
+void operator delete(void* block, const std::nothrow_t&) noexcept
+{
+    ::operator delete(block);
+}
+
+void operator delete[](void* block) noexcept
+{
+    ::operator delete(block);
+}
+
+void operator delete[](void* block, std::size_t) noexcept
+{
+    ::operator delete(block);
+}
+
+void operator delete[](void* block, const std::nothrow_t&) noexcept
+{
+    ::operator delete(block);
 }
