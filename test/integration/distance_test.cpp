@@ -56,26 +56,6 @@ struct distant_fixture : server_fixture {
     delay_relay relay;
 };
 
-// The client's io_context on a thread of its own, so that the test can wait on the
-// server's counts while the pool works in the background; stopped on destruction.
-struct running {
-    explicit running(asio::io_context& context)
-        : io(context), guard(asio::make_work_guard(io)), thread([this] { io.run(); })
-    {
-    }
-    ~running()
-    {
-        guard.reset();
-        thread.join();
-    }
-    running(const running&) = delete;
-    running& operator=(const running&) = delete;
-
-    asio::io_context& io;
-    asio::executor_work_guard<asio::io_context::executor_type> guard;
-    std::thread thread;
-};
-
 struct timed_outcome {
     error_code ec;
     token_response response;
@@ -121,7 +101,7 @@ BOOST_FIXTURE_TEST_CASE(a_warm_client_opens_its_minimum_without_a_request_and_it
                         distant_fixture)
 {
     config.min_connections = 2;
-    std::optional<running> background(io);
+    std::optional<cartesia::test::running_io> background(io);
     cartesia::client client(io.get_executor(), tls, config);
     // Once the server has completed both handshakes, the client has too.
     BOOST_TEST_REQUIRE(server.wait_for_handshakes(2, 10s));
@@ -145,7 +125,7 @@ BOOST_AUTO_TEST_CASE(after_the_server_closes_idle_connections_a_request_still_ta
     options.idle_close_after = 1500ms; // nginx's keepalive_timeout, without a Keep-Alive header
     distant_fixture f(std::move(options));
     f.config.min_connections = 1;
-    const running background(f.io);
+    const cartesia::test::running_io background(f.io);
     cartesia::client client(f.io.get_executor(), f.tls, f.config);
     const auto first = mint_from(client);
     BOOST_TEST_REQUIRE(!first.ec, first.diag.client_message());
@@ -213,7 +193,7 @@ BOOST_AUTO_TEST_CASE(max_is_obeyed_the_server_sees_no_request_beyond_it)
 BOOST_AUTO_TEST_CASE(timeout_is_obeyed_with_a_margin)
 {
     server_fixture f(answering_with_keep_alive("timeout=3"));
-    const running background(f.io);
+    const cartesia::test::running_io background(f.io);
     cartesia::client client(f.io.get_executor(), f.tls, f.config);
     BOOST_TEST_REQUIRE(!mint_from(client).ec);
     // The pool closes it after 3 s less a second of margin, before the server would.

@@ -7,6 +7,7 @@
 #include <support/test_server.hpp>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
@@ -18,8 +19,34 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace cartesia::test {
+
+// An io_context run by `threads` threads of its own until this is destroyed, so that
+// a test can wait on the server's counts or on futures while operations go on in the
+// background.
+class running_io {
+public:
+    explicit running_io(boost::asio::io_context& io, int threads = 1) : work_(boost::asio::make_work_guard(io))
+    {
+        for (int i = 0; i < threads; ++i)
+            threads_.emplace_back([&io] { io.run(); });
+    }
+    ~running_io()
+    {
+        work_.reset();
+        for (auto& t : threads_)
+            t.join();
+    }
+    running_io(const running_io&) = delete;
+    running_io& operator=(const running_io&) = delete;
+
+private:
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+    std::vector<std::thread> threads_;
+};
 
 struct server_fixture {
     explicit server_fixture(server_options options = {}) : server(std::move(options))

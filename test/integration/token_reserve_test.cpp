@@ -11,7 +11,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
@@ -31,23 +30,6 @@ using cartesia::test::server_options;
 using namespace std::chrono_literals;
 
 namespace {
-
-// The fixture's io_context run by `threads` threads until the object is destroyed.
-struct running {
-    running(asio::io_context& io, int threads) : work(asio::make_work_guard(io))
-    {
-        for (int i = 0; i < threads; ++i)
-            pool.emplace_back([&io] { io.run(); });
-    }
-    ~running()
-    {
-        work.reset();
-        for (auto& t : pool)
-            t.join();
-    }
-    asio::executor_work_guard<asio::io_context::executor_type> work;
-    std::vector<std::thread> pool;
-};
 
 // A token per request, each different, answered at once; `down` makes it 503.
 // `on_request` is told each request's number (on the server's thread).
@@ -165,7 +147,7 @@ BOOST_AUTO_TEST_CASE(it_fills_itself_and_replaces_what_is_taken)
     }));
     cartesia::client pool(f.io.get_executor(), f.tls, f.config);
     {
-        running io(f.io, 1);
+        cartesia::test::running_io io(f.io);
         cartesia::token_reserve reserve(pool, {});
         BOOST_TEST_REQUIRE((filled->get_future().wait_for(20s) == std::future_status::ready));
         const auto [ec, token] = take(reserve);
@@ -191,7 +173,7 @@ BOOST_AUTO_TEST_CASE(each_token_is_handed_out_once_to_four_threads_taking_at_onc
     int failures = 0;
     std::mutex lock;
     {
-        running io(f.io, 4);
+        cartesia::test::running_io io(f.io, 4);
         cartesia::token_reserve reserve(pool, {}, {4, 60s});
         std::vector<std::thread> takers;
         takers.reserve(4);
@@ -302,7 +284,7 @@ BOOST_AUTO_TEST_CASE(a_failing_api_fails_the_takers_then_the_reserve_recovers_by
             probe->set_value(); // the first request once the API is back
     }));
     cartesia::client pool(f.io.get_executor(), f.tls, f.config); // max_retries 0
-    running io(f.io, 1);
+    cartesia::test::running_io io(f.io);
     cartesia::token_reserve reserve(pool, {}, {2, 60s});
     const auto [ec, token] = take(reserve);
     BOOST_TEST(ec == cartesia::error::server_error);
@@ -396,7 +378,7 @@ BOOST_AUTO_TEST_CASE(a_handler_with_its_own_executor_completes_there_and_keeps_i
         ran_on = std::this_thread::get_id();
     }));
     {
-        running io(f.io, 1);
+        cartesia::test::running_io io(f.io);
         other.run(); // returns only once the handler ran: the take counts as its work
         reserve.close();
         pool.close();
