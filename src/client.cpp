@@ -243,6 +243,21 @@ void client_impl::stop_deadline(request_op& op, deadline_kind which)
         attempt_deadline_list::unwatch(pooled(op));
     else
         total_deadline_list::unwatch(pooled(op));
+    disarm_deadline_timer_if_quiet();
+}
+
+// The deadline timer is only ever moved earlier: still armed for a request that
+// ended, it would keep the executor busy for up to `timeout` after the last one
+// (60 s by default, longer than idle_timeout). Disarmed once no deadline is left
+// and no connection either, whose idle period keeps the executor busy anyway:
+// under load, or with a connection kept alive, this costs nothing per request.
+void client_impl::disarm_deadline_timer_if_quiet()
+{
+    if (pool_.size() != 0 || !attempt_deadlines_.empty() || !total_deadlines_.empty() ||
+        deadline_timer_.armed_for == asio::steady_timer::time_point::max())
+        return;
+    deadline_timer_.timer.cancel(); // its handler sees operation_aborted
+    deadline_timer_.armed_for = asio::steady_timer::time_point::max();
 }
 
 void client_impl::retry_scheduled(request_op&)

@@ -88,7 +88,8 @@ private:
         asio::steady_timer::time_point armed_for = asio::steady_timer::time_point::max();
     };
     void schedule(pool_timer& which, asio::steady_timer::time_point at, void (client_impl::*on_expiry)());
-    void expire_deadlines(); // client.cpp
+    void expire_deadlines();               // client.cpp
+    void disarm_deadline_timer_if_quiet(); // client.cpp
     // The pool as it is now, for stats().
     pool_gauges gauges() const noexcept;
     void wake_waiter(pool_waiter<connection>& to, error_code ec, const diagnostics& diag); // client.cpp

@@ -163,6 +163,7 @@ void client_impl::remove_connection(pool_type::node& node)
         start_opening(replacement);
     else
         schedule(upkeep_timer_, pool_.next_maintenance(), &client_impl::maintain); // a backoff, maybe
+    disarm_deadline_timer_if_quiet();
     stats_.set(gauges());
 }
 

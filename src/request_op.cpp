@@ -1,8 +1,8 @@
 #include "request_op.hpp"
 
+#include "erase_token.hpp"
 #include "token_expiry.hpp"
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -41,17 +41,15 @@ request_context::request_context(asio::any_io_executor executor, const client_co
 }
 
 // Installed in the handler's cancellation slot; hops onto the strand, so that the
-// slot may be emitted from wherever the handler's executor allows.
+// slot may be emitted from wherever the handler's executor allows. It holds a weak
+// reference only: it stays in the caller's signal until the slot is cleared or
+// reused, possibly after the operation and its strand are gone.
 struct request_op::cancellation_bridge {
     // A constructor, not an aggregate: slot::emplace constructs with parentheses,
     // which clang 14 does not accept for aggregates.
-    cancellation_bridge(std::weak_ptr<request_op> operation, strand_type on)
-        : op(std::move(operation)), strand(std::move(on))
-    {
-    }
+    explicit cancellation_bridge(std::weak_ptr<request_op> operation) : op(std::move(operation)) {}
 
     std::weak_ptr<request_op> op;
-    strand_type strand;
 
     void operator()(asio::cancellation_type_t type) const
     {
@@ -59,9 +57,31 @@ struct request_op::cancellation_bridge {
         if ((type & (ct::terminal | ct::partial)) == ct::none)
             return; // total cancellation is not supported: a token may have been minted
         // Posted, not dispatched: a slot emitted on the strand itself (from the
-        // operation's own on_event) must not re-enter the driver in mid-step.
+        // operation's own on_event) must not re-enter the driver in mid-step. After
+        // the completion, the fsm (done) ignores it.
         if (auto self = op.lock())
-            asio::post(strand, [self] { self->cancel("the operation was cancelled"); });
+            asio::post(self->context_.strand, [self] { self->cancel("the operation was cancelled"); });
+    }
+};
+
+// The completion, queued to the handler's own executor (or to an I/O executor
+// other than an io_context's): the caller's cancellation slot is cleared there,
+// where the caller may emit it, and not on the strand while the caller does. The
+// hop allocates with the handler's allocator, as the handler's own would.
+struct request_op::completion {
+    token_handler handler;
+    asio::cancellation_slot slot;
+    error_code ec;
+    token_in_transit response;
+
+    using allocator_type = asio::associated_allocator_t<token_handler>;
+    allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
+
+    void operator()()
+    {
+        if (slot.is_connected())
+            slot.clear();
+        std::move(handler)(ec, response.take());
     }
 };
 
@@ -83,7 +103,7 @@ void request_op::start()
 {
     if (auto slot = asio::get_associated_cancellation_slot(handler_); slot.is_connected()) {
         user_slot_ = slot;
-        user_slot_.emplace<cancellation_bridge>(weak_from_this(), context_.strand);
+        user_slot_.emplace<cancellation_bridge>(weak_from_this());
     }
     asio::dispatch(context_.strand, [self = shared_from_this()] {
         self->initiating_ = true;
@@ -223,7 +243,7 @@ void request_op::cancel(std::string_view why)
 void request_op::start_exchange()
 {
     BOOST_ASSERT(connection_ != nullptr);
-    response_ = {};
+    erase_token(response_); // an earlier attempt's, if any
     sent_at_ = std::chrono::system_clock::now();
     connection_->async_exchange(
         context_.request_head, request_, context_.config, response_, diag_,
@@ -262,10 +282,8 @@ void request_op::abort_pending()
 
 void request_op::finish(error_code ec)
 {
-    if (user_slot_.is_connected())
-        user_slot_.clear();
     if (ec) {
-        response_ = {};
+        erase_token(response_); // a token minted before a late cancellation, say
         context_.events.clean_of_proxy_secrets(diag_);
     } else // once per token: a base64 decode and a small parse on the stack, no allocation
         response_.expires_at = expires_at_of(response_.token, sent_at_, request_.expires_in);
@@ -371,19 +389,26 @@ void request_op::report_events(const request_event& happened, const request_acti
 void request_op::call_handler(error_code ec)
 {
     if (handler_work_) {
-        asio::dispatch(*handler_work_, asio::append(std::move(handler_), ec, std::move(response_)));
+        asio::dispatch(*handler_work_,
+                       completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
         handler_work_.reset(); // the handler is queued (or has run): it is the work now
         return;
     }
     if (context_.io_executor.target<asio::io_context::executor_type>() != nullptr) {
-        // We run inside that io_context, so dispatch() on it would call the handler
-        // here and now; calling it directly spares the type-erased executor it builds.
+        // We run inside that io_context, which is the handler's executor too, so
+        // dispatch() on it would call the handler here and now; calling it directly
+        // spares the type-erased executor it builds. The slot is cleared here, then,
+        // as Asio's own operations do where their completion runs.
+        if (user_slot_.is_connected())
+            user_slot_.clear();
         std::move(handler_)(ec, std::move(response_));
+        erase_token(response_); // what a short string moved from keeps
         return;
     }
     // Any other executor decides for itself (blocking.never posts, a custom one may
     // track or trace what it runs).
-    asio::dispatch(context_.io_executor, asio::append(std::move(handler_), ec, std::move(response_)));
+    asio::dispatch(context_.io_executor,
+                   completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
 }
 
 } // namespace cartesia::detail

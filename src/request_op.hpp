@@ -161,6 +161,7 @@ public:
 
 private:
     struct cancellation_bridge;
+    struct completion;
 
     // The one loop: the fsm's action for `event`, executed; synchronous results
     // are fed back at once, asynchronous ones come back through the events above.

@@ -15,13 +15,14 @@
 // - A taker that finds no ready token waits (first come, first served); each
 //   waiter counts as wanted on top of the target, and a mint goes to the
 //   longest-waiting taker first.
-// - A failed mint fails every waiting taker with its error and starts a backoff
-//   (retry_delay's steps), unless it was started before the current backoff
-//   began: mints that fail together are one failure, not `size` steps of it.
-//   Until the backoff ends, a taker without a ready token fails at once with the
-//   last error rather than waiting, unless a mint started earlier is still under
-//   way (it waits for that one); after it, one mint at a time probes the API until
-//   one succeeds.
+// - A failed mint's error goes to the longest-waiting taker, as its token would
+//   have, and starts a backoff (retry_delay's steps), unless it was started
+//   before the current backoff began: mints that fail together are one failure,
+//   not `size` steps of it. Until the backoff ends, no mint starts, so a taker
+//   without a ready token waits only for a mint still under way (one each, in
+//   order): the others fail at once with the last error, those waiting already
+//   (the latest comers) as those that come. After it, one mint at a time probes
+//   the API until one succeeds.
 // - A failed mint counts against the idle allowance as a discarded token does:
 //   with no take since the previous failure it lowers the target, so an idle
 //   reserve facing a failing API stops after `size` failed mints instead of
@@ -100,13 +101,19 @@ public:
         last_take_ = now;
         target_ = settings_.size; // demand: what is taken is replaced
         if (!ready_.empty()) {
-            take_answer answer{take_kind::ready, std::move(ready_.front().token), {}};
-            ready_.pop_front(); // the oldest first: the others stay usable longer
+            // The one nearest its end: the others stay usable longer. The oldest,
+            // unless a token's own expiry comes before an older one's max_age.
+            const auto first_to_end =
+                std::min_element(ready_.begin(), ready_.end(),
+                                 [](const entry& a, const entry& b) { return a.usable_until < b.usable_until; });
+            take_answer answer{take_kind::ready, std::move(first_to_end->token), {}};
+            ready_.erase(first_to_end);
             return answer;
         }
         // Backing off, nothing is coming unless a mint started before the failure
-        // is still under way: then wait for it (it may well succeed).
-        if (backing_off(now) && in_flight_ == 0)
+        // is still under way and not owed to an earlier taker: then wait for it (it
+        // may well succeed).
+        if (backing_off(now) && in_flight_ <= waiting_)
             return {take_kind::fail, std::nullopt, last_error_};
         ++waiting_;
         return {};
@@ -172,14 +179,25 @@ public:
         return minted_kind::kept;
     }
 
+    // The waiting takers a failed mint fails: the `oldest` (its error is theirs, as
+    // its token would have been) and, while backing off, the `youngest` (no mint
+    // under way is left for them, and none starts before the backoff ends). Those
+    // between wait on.
+    struct failed_waiters {
+        std::size_t oldest = 0;
+        std::size_t youngest = 0;
+        std::size_t total() const noexcept { return oldest + youngest; }
+    };
+
     // A mint started in `epoch` (mint_epoch() then) failed at `now` with `ec`:
-    // returns how many waiting takers to fail with it (all of them), and backs off.
-    std::size_t mint_failed(boost::system::error_code ec, reserve_clock::time_point now, std::uint64_t epoch) noexcept
+    // returns the waiting takers to fail with it, and backs off.
+    failed_waiters mint_failed(boost::system::error_code ec, reserve_clock::time_point now,
+                               std::uint64_t epoch) noexcept
     {
         BOOST_ASSERT(in_flight_ > 0 && ec && epoch <= epoch_);
         --in_flight_;
         if (closed_)
-            return 0;
+            return {};
         last_error_ = ec;
         if (!last_take_ || (last_failure_ && *last_take_ < *last_failure_))
             target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one since the last failure
@@ -192,31 +210,46 @@ public:
             ++epoch_;
             backoff_until_ = now + delay;
         }
-        return std::exchange(waiting_, 0);
+        failed_waiters failed;
+        if (waiting_ > 0) {
+            failed.oldest = 1;
+            // Not backing off (a mint of an earlier period that failed after its
+            // backoff ended), the mints due start at once: the others wait for them.
+            const std::size_t others = waiting_ - 1;
+            if (backing_off(now) && others > in_flight_)
+                failed.youngest = others - in_flight_;
+            waiting_ -= failed.total();
+        }
+        return failed;
     }
 
     // --- time --------------------------------------------------------------------
 
     // Discards the tokens whose end has come, oldest first, into `discarded` (for
-    // the driver to wipe).
+    // the driver to wipe). All of them are looked at: a younger token may end
+    // first (its own expiry before an older one's max_age), and there are `size`.
     void expire(reserve_clock::time_point now, std::vector<Token>& discarded)
     {
-        while (!ready_.empty() && ready_.front().usable_until <= now) {
-            if (!last_take_ || *last_take_ < ready_.front().minted_at)
+        for (auto it = ready_.begin(); it != ready_.end();) {
+            if (it->usable_until > now) {
+                ++it;
+                continue;
+            }
+            if (!last_take_ || *last_take_ < it->minted_at)
                 target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one during its life
-            discarded.push_back(std::move(ready_.front().token));
-            ready_.pop_front();
+            discarded.push_back(std::move(it->token));
+            it = ready_.erase(it);
         }
     }
 
-    // When the driver's timer should next call expire() and mints_due(): the end
-    // of the oldest ready token, or the end of a backoff that has mints waiting
+    // When the driver's timer should next call expire() and mints_due(): the
+    // first end of a ready token, or the end of a backoff that has mints waiting
     // for it. max() when nothing is due.
     reserve_clock::time_point next_wakeup(reserve_clock::time_point now) const noexcept
     {
         auto at = reserve_clock::time_point::max();
-        if (!ready_.empty())
-            at = ready_.front().usable_until;
+        for (const auto& kept : ready_)
+            at = std::min(at, kept.usable_until);
         if (!closed_ && backing_off(now) && target_ + waiting_ > ready_.size() + in_flight_)
             at = std::min(at, backoff_until_);
         return at;
@@ -250,7 +283,7 @@ private:
     };
 
     const settings settings_;
-    std::deque<entry> ready_; // oldest first
+    std::deque<entry> ready_; // oldest first (not always the first to end)
     std::size_t target_;
     std::size_t in_flight_ = 0;
     std::size_t waiting_ = 0;

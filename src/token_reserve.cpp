@@ -2,6 +2,7 @@
 // client's executor. It mints through the client, hands tokens to takers, wipes
 // what it discards, and keeps one timer for the next token's end or backoff's end.
 #include "client_impl.hpp"
+#include "erase_token.hpp"
 #include "request_op.hpp"
 #include "reserve_state.hpp"
 
@@ -15,22 +16,15 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/post.hpp>
 
-#include <openssl/crypto.h>
-
 #include <atomic>
+#include <cstddef>
+#include <exception>
+#include <iterator>
 #include <list>
 #include <new>
 
 namespace cartesia::detail {
 namespace {
-
-// Overwrites what a token held: a discarded token must not linger in freed memory.
-void wipe(token_response& r) noexcept
-{
-    OPENSSL_cleanse(r.token.data(), r.token.size());
-    OPENSSL_cleanse(r.raw_json.data(), r.raw_json.size());
-    r = {};
-}
 
 // No token lives longer (expires_in is at most 3600 s): a longer max_age is a mistake.
 constexpr std::chrono::seconds longest_max_age{3600};
@@ -65,6 +59,9 @@ struct pending_take {
     token_handler handler;
     std::unique_ptr<asio::any_completion_executor> work; // the handler's own executor, tracked
     asio::cancellation_slot slot;
+    // Set by the bridge on the caller's thread: a take that reaches the strand
+    // cancelled already is not served, even when a token is ready.
+    std::atomic<bool> cancel_requested{false};
     // On the strand: where it waits in the queue, if it does; whether it is done.
     std::optional<std::list<std::shared_ptr<pending_take>>::iterator> queued;
     bool completed = false;
@@ -92,7 +89,7 @@ public:
         std::vector<token_response> discarded;
         state_.close(discarded);
         for (auto& t : discarded)
-            wipe(t);
+            erase_token(t);
     }
 
     reserve_impl(const reserve_impl&) = delete;
@@ -117,6 +114,10 @@ public:
         const auto& p = node.front();
         if (invalid_) {
             complete(*p, invalid_, {});
+            return;
+        }
+        if (p->cancel_requested.load(std::memory_order_relaxed)) {
+            complete(*p, asio::error::operation_aborted, {});
             return;
         }
         const auto now = reserve_clock::now();
@@ -162,16 +163,17 @@ public:
         std::vector<token_response> discarded;
         const std::size_t waiting = state_.close(discarded);
         for (auto& t : discarded)
-            wipe(t);
+            erase_token(t);
         BOOST_ASSERT(waiting == waiters_.size());
-        fail_waiters(waiting, asio::error::operation_aborted);
-        // The mints in flight end promptly, in minted(), which discards them. On the
-        // client's strand, where their operations clear the slot: a signal is not
-        // to be emitted on one thread while it is cleared on another.
+        // The mints in flight end promptly, in minted(), which discards them. Emitted
+        // here, on this strand: it is their handlers' executor, where the client's
+        // operations clear the slot (a signal must not be emitted on one thread while
+        // it is cleared on another).
         for (const auto& m : mints_)
-            asio::post(client_->strand(), [m] { m->signal.emit(asio::cancellation_type::terminal); });
+            m->signal.emit(asio::cancellation_type::terminal);
         timer_.cancel();
         publish();
+        fail_waiters(waiting, asio::error::operation_aborted); // last: it may throw
     }
 
 private:
@@ -182,16 +184,45 @@ private:
     void check_waiters() const noexcept { BOOST_ASSERT(state_.waiting() == waiters_.size()); }
 
     // Out of the queue first, all of them (the state counts none already), then
-    // completed: a completion that throws (bad_alloc) cannot leave the two apart.
+    // completed, every other one even if completing one throws (bad_alloc, which
+    // loses that handler, as in Asio, and is rethrown after): the queue and the
+    // state cannot be left apart, nor the other takes unanswered.
     void fail_waiters([[maybe_unused]] std::size_t n, error_code ec)
     {
         BOOST_ASSERT(n == waiters_.size());
         std::list<std::shared_ptr<pending_take>> failing;
         failing.splice(failing.end(), waiters_);
+        fail(failing, ec);
+    }
+
+    // What a failed mint fails: the oldest takes, at the front of the queue, and
+    // the youngest, at its back (the state counts none of them already).
+    void fail_waiters(state_type::failed_waiters failed, error_code ec)
+    {
+        BOOST_ASSERT(failed.total() <= waiters_.size());
+        std::list<std::shared_ptr<pending_take>> failing;
+        failing.splice(failing.end(), waiters_, waiters_.begin(),
+                       std::next(waiters_.begin(), static_cast<std::ptrdiff_t>(failed.oldest)));
+        failing.splice(failing.end(), waiters_, std::prev(waiters_.end(), static_cast<std::ptrdiff_t>(failed.youngest)),
+                       waiters_.end());
+        fail(failing, ec);
+    }
+
+    void fail(std::list<std::shared_ptr<pending_take>>& failing, error_code ec)
+    {
         for (const auto& p : failing)
             p->queued.reset();
-        for (const auto& p : failing)
-            complete(*p, ec, {});
+        std::exception_ptr first_failure;
+        for (const auto& p : failing) {
+            try {
+                complete(*p, ec, {});
+            } catch (...) {
+                if (!first_failure)
+                    first_failure = std::current_exception();
+            }
+        }
+        if (first_failure)
+            std::rethrow_exception(first_failure);
     }
 
     // Posted, never run here: a take completes outside async_take, and a handler
@@ -204,12 +235,14 @@ private:
         // that one counted meanwhile, and `work` may go. The slot is cleared there,
         // where the caller may emit, not here on the reserve's strand (the bridge,
         // holding weak references only, is harmless until then).
+        // The token is erased if the post fails or the executor never runs it.
         const auto handler_executor = asio::get_associated_executor(p.handler, executor_);
-        asio::post(executor_, asio::bind_executor(handler_executor, [slot = p.slot, handler = std::move(p.handler), ec,
-                                                                     response = std::move(response)]() mutable {
+        asio::post(executor_,
+                   asio::bind_executor(handler_executor, [slot = p.slot, handler = std::move(p.handler), ec,
+                                                          response = token_in_transit(std::move(response))]() mutable {
                        if (slot.is_connected())
                            slot.clear();
-                       std::move(handler)(ec, std::move(response));
+                       std::move(handler)(ec, response.take());
                    }));
         p.work.reset();
     }
@@ -219,7 +252,7 @@ private:
         std::vector<token_response> discarded;
         state_.expire(now, discarded);
         for (auto& t : discarded)
-            wipe(t);
+            erase_token(t);
         if (!discarded.empty())
             publish();
     }
@@ -231,9 +264,20 @@ private:
         expire(now);
         // One epoch for the batch: if starting them fails, that is one failure.
         const auto epoch = state_.mint_epoch();
-        for (std::size_t due = state_.mints_due(now); due > 0; --due)
-            mint(epoch);
+        // Every mint counted due is started (or failed), even if failing the
+        // takers of one throws: one counted but never started would be waited for.
+        std::exception_ptr lost;
+        for (std::size_t due = state_.mints_due(now); due > 0; --due) {
+            try {
+                mint(epoch);
+            } catch (...) {
+                if (!lost)
+                    lost = std::current_exception();
+            }
+        }
         schedule(state_.next_wakeup(reserve_clock::now()));
+        if (lost)
+            std::rethrow_exception(lost);
     }
 
     void mint(std::uint64_t epoch)
@@ -254,25 +298,37 @@ private:
             // Counted in flight already: it must end, as a failure the backoff slows.
             if (registered)
                 mints_.erase(*registered);
-            const auto n = state_.mint_failed(make_error_code(boost::system::errc::not_enough_memory),
-                                              reserve_clock::now(), epoch);
-            fail_waiters(n, make_error_code(boost::system::errc::not_enough_memory));
+            const auto no_memory = make_error_code(boost::system::errc::not_enough_memory);
+            fail_waiters(state_.mint_failed(no_memory, reserve_clock::now(), epoch), no_memory);
         }
     }
 
+    // A mint's result: handed over, then the reserve's next step (a completion that
+    // could not be queued, bad_alloc, is rethrown as Asio would, after that step).
     void minted(error_code ec, token_response token, std::uint64_t epoch)
+    {
+        std::exception_ptr lost;
+        try {
+            hand_over(ec, std::move(token), epoch);
+        } catch (...) {
+            lost = std::current_exception();
+        }
+        check_waiters();
+        // Not cancelled by close() (the state would be closed): the client was closed
+        // or destroyed, and nothing will ever be minted again.
+        if (ec == asio::error::operation_aborted && !state_.closed())
+            close();
+        else
+            refill();
+        if (lost)
+            std::rethrow_exception(lost);
+    }
+
+    void hand_over(error_code ec, token_response token, std::uint64_t epoch)
     {
         const auto now = reserve_clock::now();
         if (ec) {
             fail_waiters(state_.mint_failed(ec, now, epoch), ec);
-            check_waiters();
-            // Not cancelled by close() (the state would be closed): the client was
-            // closed or destroyed, and nothing will ever be minted again.
-            if (ec == asio::error::operation_aborted && !state_.closed()) {
-                close();
-                return;
-            }
-            refill();
             return;
         }
         std::optional<reserve_clock::duration> life;
@@ -292,11 +348,9 @@ private:
             publish();
             break;
         case state_type::minted_kind::discard:
-            wipe(token);
+            erase_token(token);
             break;
         }
-        check_waiters();
-        refill();
     }
 
     // One timer, moved earlier when an earlier wakeup is due; a later one is left
@@ -346,8 +400,10 @@ struct take_cancellation {
             return;
         auto self = reserve.lock();
         auto p = take.lock();
-        if (self && p)
-            asio::post(self->strand(), [self, p] { self->cancel(p); });
+        if (!self || !p)
+            return;
+        p->cancel_requested.store(true, std::memory_order_relaxed);
+        asio::post(self->strand(), [self, p] { self->cancel(p); });
     }
 };
 

@@ -36,22 +36,25 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 /// `size` tokens once after its last take, then none, so an unused reserve costs
 /// `size` API calls per idle period, not a stream of them.
 ///
-/// When a mint fails, the takers waiting get its error, and the reserve backs off
-/// (0.5 s doubling to 8 s): meanwhile a taker that finds no ready token fails at
-/// once with that error, unless a mint started before the failure is still under
-/// way, which it waits for. Then one mint at a time probes the API until one
-/// succeeds, and the reserve fills up again.
+/// A failed mint's error goes to the longest-waiting taker, as its token would
+/// have, and the reserve backs off (0.5 s doubling to 8 s), starting no mint:
+/// meanwhile a taker that finds no ready token waits only for a mint still under
+/// way that no earlier taker waits for; the others fail at once with that error.
+/// Then one mint at a time probes the API until one succeeds, and the reserve
+/// fills up again. Idle, facing a failing API, it stops after `size` failed
+/// mints; the next take starts the probing again.
 ///
 /// Tokens held by the reserve are erased from memory (overwritten) when they are
 /// discarded and when the reserve is closed: by close(), or by the destructor,
-/// which posts it (the tokens go once the executor runs it). A token minted for a
+/// which posts it (the tokens go once the executor runs it). A take gets the ready
+/// token nearest its end. A token minted for a
 /// take that was waiting goes to it at once, however short its life.
 ///
 /// The reserve keeps its executor busy while it holds tokens or backs off (a timer
 /// for the next token's end), as the client does with `min_connections`: close it
 /// for `io_context::run()` to return. It closes itself when it finds its client
 /// closed or destroyed: at its next mint, which fails with `operation_aborted`
-/// (a full reserve nobody takes from finds out when its tokens reach max_age).
+/// (its ready tokens are handed out until then; the take of one starts that mint).
 ///
 /// @par Thread safety
 /// All member functions may be called concurrently from any thread; the
@@ -93,8 +96,9 @@ public:
     /// `terminal`, `partial` and `total` (a waiting take has nothing to undo),
     /// also when emitted before the take reached the reserve's strand: a waiting
     /// take leaves the queue and completes with `operation_aborted`; the mint it
-    /// waited for goes to the next taker or into the reserve. A take already
-    /// served is not affected.
+    /// waited for goes to the next taker or into the reserve. A take cancelled
+    /// before it reached the strand is not served even when a token is ready. A
+    /// take already served is not affected.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
     auto async_take(CompletionToken&& token = CompletionToken())
     {

@@ -12,13 +12,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using boost::system::error_code;
@@ -142,9 +146,13 @@ BOOST_FIXTURE_TEST_CASE(connection_close_from_the_server_moves_on_to_a_new_conne
     result_log log;
     for (int i = 0; i < 4; ++i)
         client.async_generate_token({}, log.recorder(i));
+    const auto start = cartesia::test::clock_type::now();
     io.run(); // nothing stays idle: the server closes every connection
     BOOST_TEST(log.tokens == 4);
     BOOST_TEST(server.connections_accepted() == 4u);
+    // Nor does the deadline timer of requests that ended keep io.run() busy until
+    // their deadline (the fixture's timeout is 20 s).
+    BOOST_TEST(cartesia::test::milliseconds_since(start) < 10000);
 }
 
 BOOST_FIXTURE_TEST_CASE(idle_connections_are_closed_after_the_idle_timeout, server_fixture)
@@ -158,6 +166,7 @@ BOOST_FIXTURE_TEST_CASE(idle_connections_are_closed_after_the_idle_timeout, serv
     io.run(); // returns once the idle connection is closed: nothing else is pending
     BOOST_TEST(log.tokens == 1);
     BOOST_TEST(cartesia::test::milliseconds_since(start) >= 90);
+    BOOST_TEST(cartesia::test::milliseconds_since(start) < 10000); // not the request's 20 s timeout
     BOOST_TEST(server.wait_for_open_connections(0, 5s));
 }
 
@@ -511,6 +520,63 @@ BOOST_FIXTURE_TEST_CASE(coroutines_and_many_threads, server_fixture)
     runner.join();
     BOOST_TEST(tokens == per_coroutine * coroutines + from_outside);
     BOOST_TEST(server.connections_accepted() <= 4u);
+}
+
+// Asio's rule for a cancellation slot: it is emitted, and cleared, on the handler's
+// executor. The client clears it there too, not on its own strand, so that a
+// caller on a strand of its own may emit at any point of an operation's life, its
+// completion included, while two threads run the io_context (TSan checks). Most
+// operations are pestered with `total` emissions, which the client ignores (a
+// token may have been minted), from their start to their completion; every fourth
+// is cancelled (`terminal`) at once.
+BOOST_FIXTURE_TEST_CASE(a_caller_on_its_own_strand_may_emit_the_cancellation_at_any_time, server_fixture)
+{
+    auto pooled = config;
+    pooled.max_connections = 2;
+    cartesia::client client(io.get_executor(), tls, pooled);
+    auto caller = asio::make_strand(io);
+    constexpr std::size_t operations = 40;
+    std::vector<asio::cancellation_signal> signals(operations);
+    std::vector<int> calls(operations, 0); // on the caller's strand only
+    std::size_t completed = 0, tokens = 0, aborted = 0, other = 0, emissions = 0;
+    // On the caller's strand, until the i-th operation completed (and once after).
+    std::function<void(std::size_t)> pester = [&](std::size_t i) {
+        signals[i].emit(asio::cancellation_type::total);
+        ++emissions;
+        if (calls[i] == 0)
+            asio::post(caller, [&pester, i] { pester(i); });
+    };
+    asio::post(caller, [&] {
+        for (std::size_t i = 0; i < operations; ++i) {
+            client.async_generate_token(
+                {}, asio::bind_cancellation_slot(
+                        signals[i].slot(), asio::bind_executor(caller, [&, i](error_code ec, const token_response& t) {
+                            ++calls[i];
+                            if (!ec && !t.token.empty())
+                                ++tokens;
+                            else if (ec == asio::error::operation_aborted)
+                                ++aborted;
+                            else
+                                ++other;
+                            if (++completed == operations)
+                                client.close();
+                        })));
+            if (i % 4 == 0)
+                signals[i].emit(asio::cancellation_type::terminal);
+            else
+                pester(i);
+        }
+    });
+    std::thread second([&] { io.run(); });
+    io.run();
+    second.join();
+    BOOST_TEST(completed == operations);
+    BOOST_TEST(static_cast<std::size_t>(std::count(calls.begin(), calls.end(), 1)) == operations); // each exactly once
+    BOOST_TEST(other == 0);
+    BOOST_TEST(tokens >= operations * 3 / 4); // `total` is not honoured
+    BOOST_TEST(aborted >= 1u);                // `terminal` is, unless the token won the race
+    BOOST_TEST(tokens + aborted == operations);
+    BOOST_TEST(emissions > operations); // emitted during the operations, not only before
 }
 
 BOOST_FIXTURE_TEST_CASE(deadlines_cover_the_wait_for_a_connection_and_expire_together, server_fixture)

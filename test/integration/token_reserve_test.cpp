@@ -343,6 +343,36 @@ BOOST_AUTO_TEST_CASE(a_cancellation_emitted_before_the_take_reaches_the_reserve_
     BOOST_TEST((codes.empty() || codes[0] == asio::error::operation_aborted));
 }
 
+BOOST_AUTO_TEST_CASE(a_take_cancelled_before_it_reaches_the_reserve_leaves_the_ready_token_alone)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 1; }));
+    asio::cancellation_signal signal;
+    std::vector<error_code> codes;
+    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response& t) {
+        codes.push_back(ec ? ec : t.token.empty() ? asio::error::no_data : error_code{});
+    }));
+    signal.emit(asio::cancellation_type::terminal); // the take is not on the strand yet
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return !codes.empty(); }));
+    BOOST_TEST(codes.size() == 1u);
+    BOOST_TEST(codes[0] == asio::error::operation_aborted);
+    BOOST_TEST(reserve.ready() == 1u); // not handed to a taker that had gone
+    const auto requests = f.server.requests_received();
+    std::vector<error_code> later;
+    reserve.async_take([&](error_code ec, const token_response&) {
+        later.push_back(ec);
+        reserve.close();
+        pool.close();
+    });
+    f.io.restart();
+    f.io.run();
+    BOOST_TEST(later.size() == 1u);
+    BOOST_TEST((later.empty() || !later[0]));
+    BOOST_TEST(requests == 1u); // the first take minted nothing
+}
+
 BOOST_AUTO_TEST_CASE(a_cancellation_after_the_take_was_served_does_nothing)
 {
     server_fixture f(numbered_tokens());

@@ -39,6 +39,11 @@ std::size_t mint(state& r, std::size_t n, cd::reserve_clock::time_point now, cd:
     return to_waiters;
 }
 
+std::string failed(state::failed_waiters f)
+{
+    return std::to_string(f.oldest) + " oldest, " + std::to_string(f.youngest) + " youngest";
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(it_fills_itself_to_its_size_with_at_most_size_mints_in_flight)
@@ -168,12 +173,14 @@ BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_waiters_and_backs_off_then_probes_o
     BOOST_TEST((r.take(t0).kind == kind::wait));
     BOOST_TEST((r.take(t0).kind == kind::wait));
     const boost::system::error_code down = boost::asio::error::connection_refused;
-    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 2u); // both waiters get it
-    BOOST_TEST(r.waiting() == 0u);
+    // Its error is the first waiter's; the second waits for a mint still under way.
+    BOOST_TEST(failed(r.mint_failed(down, t0 + 1s, first)) == "1 oldest, 0 youngest");
+    BOOST_TEST(r.waiting() == 1u);
     // The other three, started with it, fail with it: one failure, not four steps.
-    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
-    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
-    BOOST_TEST(r.mint_failed(down, t0 + 1s, first) == 0u);
+    BOOST_TEST(failed(r.mint_failed(down, t0 + 1s, first)) == "1 oldest, 0 youngest");
+    BOOST_TEST(r.waiting() == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first).total() == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 1s, first).total() == 0u);
     // While backing off (retry_delay's first step, no jitter: 0.5 s): no mint, and
     // a taker fails at once with the last error.
     BOOST_TEST(r.backing_off(t0 + 1200ms));
@@ -186,7 +193,7 @@ BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_waiters_and_backs_off_then_probes_o
     const auto probe = r.mint_epoch();
     BOOST_TEST(r.mints_due(t0 + 1500ms) == 1u);
     BOOST_TEST(r.mints_due(t0 + 1500ms) == 0u);
-    BOOST_TEST(r.mint_failed(down, t0 + 2s, probe) == 0u);
+    BOOST_TEST(r.mint_failed(down, t0 + 2s, probe).total() == 0u);
     BOOST_TEST(r.backing_off(t0 + 2900ms));
     BOOST_TEST(!r.backing_off(t0 + 3s));
     BOOST_TEST(r.mints_due(t0 + 3s) == 1u);
@@ -221,7 +228,7 @@ BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
     auto r = reserve_of(2);
     BOOST_TEST(r.mints_due(t0) == 2u);
     const boost::system::error_code down = boost::asio::error::connection_refused;
-    BOOST_TEST(r.mint_failed(down, t0, 0) == 0u); // the first of the two fails
+    BOOST_TEST(r.mint_failed(down, t0, 0).total() == 0u); // the first of the two fails
     BOOST_TEST(r.backing_off(t0));
     // The other was sent before the failure and may succeed: wait for it.
     BOOST_TEST((r.take(t0).kind == kind::wait));
@@ -231,10 +238,69 @@ BOOST_AUTO_TEST_CASE(backing_off_a_taker_waits_for_a_mint_still_under_way)
     // nothing to wait for.
     auto failing = reserve_of(2);
     BOOST_TEST(failing.mints_due(t0) == 2u);
-    BOOST_TEST(failing.mint_failed(down, t0, 0) == 0u);
+    BOOST_TEST(failing.mint_failed(down, t0, 0).total() == 0u);
     BOOST_TEST((failing.take(t0).kind == kind::wait));
-    BOOST_TEST(failing.mint_failed(down, t0, 0) == 1u);
+    // One mint under way, owed to that taker: the next one has nothing to wait for.
     BOOST_TEST((failing.take(t0).kind == kind::fail));
+    BOOST_TEST(failed(failing.mint_failed(down, t0, 0)) == "1 oldest, 0 youngest");
+    BOOST_TEST((failing.take(t0).kind == kind::fail));
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_mint_fails_the_oldest_waiter_and_those_no_mint_under_way_serves)
+{
+    auto r = reserve_of(2);
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    for (int i = 0; i < 5; ++i)
+        BOOST_TEST((r.take(t0).kind == kind::wait));
+    BOOST_TEST(r.mints_due(t0) == 0u); // two in flight, the most there may be
+    const boost::system::error_code down = boost::asio::error::connection_refused;
+    // The first waiter gets the error; the next one waits for the other mint; the
+    // three latest comers have none coming while the reserve backs off.
+    BOOST_TEST(failed(r.mint_failed(down, t0 + 1s, 0)) == "1 oldest, 3 youngest");
+    BOOST_TEST(r.waiting() == 1u);
+    BOOST_TEST(mint(r, 1, t0 + 1100ms) == 1u); // that one succeeds: it is served
+    BOOST_TEST(r.waiting() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_mint_of_an_earlier_period_failing_after_the_backoff_fails_only_the_oldest_waiter)
+{
+    auto r = reserve_of(2);
+    const auto first = r.mint_epoch();
+    BOOST_TEST(r.mints_due(t0) == 2u);
+    const boost::system::error_code down = boost::asio::error::connection_refused;
+    BOOST_TEST(r.mint_failed(down, t0, first).total() == 0u); // backing off until t0 + 0.5 s
+    BOOST_TEST(!r.backing_off(t0 + 1s));
+    for (int i = 0; i < 4; ++i)
+        BOOST_TEST((r.take(t0 + 1s).kind == kind::wait)); // not backing off: they wait
+    // The other mint of the first period, which hung, fails now: its error is the first
+    // waiter's, and the others wait for the probe that starts at once.
+    BOOST_TEST(failed(r.mint_failed(down, t0 + 1s, first)) == "1 oldest, 0 youngest");
+    BOOST_TEST(r.waiting() == 3u);
+    BOOST_TEST(r.mints_due(t0 + 1s) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_that_ends_before_an_older_one_goes_first)
+{
+    auto r = reserve_of(3);
+    r.mints_due(t0);
+    std::string old_one = "old", short_lived = "short", young = "young";
+    r.minted(old_one, t0, t0 + 60s);
+    r.minted(short_lived, t0 + 1s, t0 + 20s); // its own expiry comes first
+    r.minted(young, t0 + 2s, t0 + 62s);
+    BOOST_TEST((r.next_wakeup(t0 + 2s) == t0 + 20s));
+    std::vector<std::string> discarded;
+    r.expire(t0 + 20s, discarded); // not only the front is looked at
+    BOOST_TEST(discarded == std::vector<std::string>{"short"});
+    BOOST_TEST(r.ready() == 2u);
+    BOOST_TEST((r.next_wakeup(t0 + 20s) == t0 + 60s));
+    // A take gets the one nearest its end.
+    auto s = reserve_of(2);
+    s.mints_due(t0);
+    std::string a = "a", b = "b";
+    s.minted(a, t0, t0 + 60s);
+    s.minted(b, t0 + 1s, t0 + 30s);
+    BOOST_TEST(*s.take(t0 + 2s).token == "b");
+    BOOST_TEST(*s.take(t0 + 2s).token == "a");
 }
 
 BOOST_AUTO_TEST_CASE(a_token_is_usable_until_its_max_age_or_its_expiry_margin)
@@ -277,7 +343,7 @@ BOOST_AUTO_TEST_CASE(close_fails_the_waiters_and_mints_that_end_after_it_are_dis
     BOOST_TEST(r.waiting() == 0u);
     std::string late = "late";
     BOOST_TEST((r.minted(late, t0, t0 + 60s) == minted::discard));
-    BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0, r.mint_epoch()) == 0u);
+    BOOST_TEST(r.mint_failed(boost::asio::error::operation_aborted, t0, r.mint_epoch()).total() == 0u);
     BOOST_TEST(r.in_flight() == 0u);
 }
 
