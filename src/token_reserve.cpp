@@ -124,15 +124,23 @@ public:
         expire(now);
         auto answer = state_.take(now);
         switch (answer.kind) {
-        case state_type::take_kind::ready:
+        case state_type::take_kind::ready: {
             publish();
-            complete(*p, {}, std::move(*answer.token));
+            std::exception_ptr lost; // rethrown after the next step, as in minted()
+            try {
+                complete(*p, {}, std::move(*answer.token));
+            } catch (...) {
+                lost = std::current_exception();
+            }
             // The replacement is started after the taker's completion, posted
             // first, has run: starting a mint writes a request (TLS and all), and
             // the taker should not wait for that.
             check_waiters();
             asio::post(strand_, [self = shared_from_this()] { self->refill(); });
+            if (lost)
+                std::rethrow_exception(lost);
             return;
+        }
         case state_type::take_kind::fail:
             complete(*p, answer.error, {});
             break;
@@ -161,19 +169,29 @@ public:
     void close()
     {
         std::vector<token_response> discarded;
-        const std::size_t waiting = state_.close(discarded);
+        [[maybe_unused]] const std::size_t waiting = state_.close(discarded);
         for (auto& t : discarded)
             erase_token(t);
+        // Out of the queue at once, as the state counts them no more.
         BOOST_ASSERT(waiting == waiters_.size());
-        // The mints in flight end promptly, in minted(), which discards them. Emitted
-        // here, on this strand: it is their handlers' executor, where the client's
-        // operations clear the slot (a signal must not be emitted on one thread while
-        // it is cleared on another).
-        for (const auto& m : mints_)
-            m->signal.emit(asio::cancellation_type::terminal);
-        timer_.cancel();
+        std::list<std::shared_ptr<pending_take>> failing;
+        failing.splice(failing.end(), waiters_);
+        std::exception_ptr lost; // rethrown once the takes are answered
+        try {
+            // The mints in flight end promptly, in minted(), which discards them.
+            // Emitted here, on this strand: it is their handlers' executor, where the
+            // client's operations clear the slot (a signal must not be emitted on one
+            // thread while it is cleared on another).
+            for (const auto& m : mints_)
+                m->signal.emit(asio::cancellation_type::terminal);
+            timer_.cancel();
+        } catch (...) {
+            lost = std::current_exception();
+        }
         publish();
-        fail_waiters(waiting, asio::error::operation_aborted); // last: it may throw
+        fail(failing, asio::error::operation_aborted);
+        if (lost)
+            std::rethrow_exception(lost);
     }
 
 private:
@@ -183,20 +201,9 @@ private:
 
     void check_waiters() const noexcept { BOOST_ASSERT(state_.waiting() == waiters_.size()); }
 
-    // Out of the queue first, all of them (the state counts none already), then
-    // completed, every other one even if completing one throws (bad_alloc, which
-    // loses that handler, as in Asio, and is rethrown after): the queue and the
-    // state cannot be left apart, nor the other takes unanswered.
-    void fail_waiters([[maybe_unused]] std::size_t n, error_code ec)
-    {
-        BOOST_ASSERT(n == waiters_.size());
-        std::list<std::shared_ptr<pending_take>> failing;
-        failing.splice(failing.end(), waiters_);
-        fail(failing, ec);
-    }
-
     // What a failed mint fails: the oldest takes, at the front of the queue, and
-    // the youngest, at its back (the state counts none of them already).
+    // the youngest, at its back (the state counts none of them already). Out of the
+    // queue first, then completed by fail().
     void fail_waiters(state_type::failed_waiters failed, error_code ec)
     {
         BOOST_ASSERT(failed.total() <= waiters_.size());
@@ -208,6 +215,9 @@ private:
         fail(failing, ec);
     }
 
+    // Completes every take of `failing`, out of the queue already, even if completing
+    // one throws (bad_alloc, which loses that handler, as in Asio, and is rethrown
+    // after): the queue and the state cannot be left apart, nor the others unanswered.
     void fail(std::list<std::shared_ptr<pending_take>>& failing, error_code ec)
     {
         for (const auto& p : failing)
@@ -359,7 +369,8 @@ private:
     {
         if (at >= armed_for_ || state_.closed())
             return;
-        timer_.expires_at(at); // cancels the wait pending, if any: its handler sees the error
+        timer_.expires_at(at);                         // cancels the wait pending, if any: its handler sees the error
+        armed_for_ = reserve_clock::time_point::max(); // until the wait is pending: it may fail to start
         timer_.async_wait([weak = weak_from_this()](error_code ec) {
             auto self = weak.lock();
             if (!self || ec)

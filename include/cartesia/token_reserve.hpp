@@ -42,7 +42,8 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 /// way that no earlier taker waits for; the others fail at once with that error.
 /// Then one mint at a time probes the API until one succeeds, and the reserve
 /// fills up again. Idle, facing a failing API, it stops after `size` failed
-/// mints; the next take starts the probing again.
+/// mints (`size + 1` when the first failed after a take); the next take starts
+/// the probing again.
 ///
 /// Tokens held by the reserve are erased from memory (overwritten) when they are
 /// discarded and when the reserve is closed: by close(), or by the destructor,
