@@ -1,6 +1,7 @@
 #include "request_op.hpp"
 
 #include "erase_token.hpp"
+#include "token_completion.hpp"
 #include "token_expiry.hpp"
 
 #include <boost/asio/dispatch.hpp>
@@ -61,27 +62,6 @@ struct request_op::cancellation_bridge {
         // the completion, the fsm (done) ignores it.
         if (auto self = op.lock())
             asio::post(self->context_.strand, [self] { self->cancel("the operation was cancelled"); });
-    }
-};
-
-// The completion, queued to the handler's own executor (or to an I/O executor
-// other than an io_context's): the caller's cancellation slot is cleared there,
-// where the caller may emit it, and not on the strand while the caller does. The
-// hop allocates with the handler's allocator, as the handler's own would.
-struct request_op::completion {
-    token_handler handler;
-    asio::cancellation_slot slot;
-    error_code ec;
-    token_in_transit response;
-
-    using allocator_type = asio::associated_allocator_t<token_handler>;
-    allocator_type get_allocator() const noexcept { return asio::get_associated_allocator(handler); }
-
-    void operator()()
-    {
-        if (slot.is_connected())
-            slot.clear();
-        std::move(handler)(ec, response.take());
     }
 };
 
@@ -390,7 +370,7 @@ void request_op::call_handler(error_code ec)
 {
     if (handler_work_) {
         asio::dispatch(*handler_work_,
-                       completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
+                       token_completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
         handler_work_.reset(); // the handler is queued (or has run): it is the work now
         return;
     }
@@ -408,7 +388,7 @@ void request_op::call_handler(error_code ec)
     // Any other executor decides for itself (blocking.never posts, a custom one may
     // track or trace what it runs).
     asio::dispatch(context_.io_executor,
-                   completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
+                   token_completion{std::move(handler_), user_slot_, ec, token_in_transit(std::move(response_))});
 }
 
 } // namespace cartesia::detail

@@ -161,8 +161,6 @@ public:
 
 private:
     struct cancellation_bridge;
-    struct completion;
-
     // The one loop: the fsm's action for `event`, executed; synchronous results
     // are fed back at once, asynchronous ones come back through the events above.
     void run(request_event event);

@@ -27,6 +27,16 @@
 //   with no take since the previous failure it lowers the target, so an idle
 //   reserve facing a failing API stops after `size` failed mints instead of
 //   probing for ever; the next take brings the target, and the probing, back.
+// - A token that arrives with less than `shortest_keep` of usable life (its
+//   expires_at passed, or nearly, by the local clock: a clock ahead of the API's
+//   by about a token's life) shows that no token can be kept: the reserve stops
+//   minting ahead, and a take waits for a mint of its own, one call per take as
+//   without a reserve, not `size` more to be discarded. The first token that
+//   arrives with time left, a waiter's included, lets the next take bring the
+//   target back.
+// - Nothing here allocates after construction, and nothing throws: the ready
+//   tokens live in a vector reserved to `size` (ready + in flight never exceed
+//   it), and what is discarded is handed to the driver's callback to wipe.
 #ifndef CARTESIA_SRC_RESERVE_STATE_HPP
 #define CARTESIA_SRC_RESERVE_STATE_HPP
 
@@ -40,7 +50,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -54,6 +63,9 @@ using reserve_clock = std::chrono::steady_clock;
 // so that its taker has the time to use it. `life` is what the token itself has
 // left (from its expires_at), unknown for an opaque token without expires_in.
 inline constexpr std::chrono::seconds expiry_margin{10};
+// A token usable for less is not kept: it would end before a taker came (the
+// shortest max_age is this long too).
+inline constexpr std::chrono::seconds shortest_keep{1};
 
 inline reserve_clock::time_point usable_until(reserve_clock::time_point now, reserve_clock::duration max_age,
                                               std::optional<reserve_clock::duration> life) noexcept
@@ -74,10 +86,11 @@ public:
     };
 
     // `jitter` in [0, 1), for the backoff; injected so that tests are exact.
-    reserve_state(const settings& s, double (*jitter)() noexcept) noexcept
-        : settings_(s), target_(s.size), jitter_(jitter)
+    // Throws bad_alloc (the room for `size` ready tokens).
+    reserve_state(const settings& s, double (*jitter)() noexcept) : settings_(s), target_(s.size), jitter_(jitter)
     {
         BOOST_ASSERT(s.size > 0);
+        ready_.reserve(s.size);
     }
 
     // --- takers ------------------------------------------------------------------
@@ -94,12 +107,13 @@ public:
     };
 
     // Call expire(now) first, so that no token past its end is handed out.
-    take_answer take(reserve_clock::time_point now)
+    take_answer take(reserve_clock::time_point now) noexcept
     {
         if (closed_)
             return {take_kind::fail, std::nullopt, boost::asio::error::operation_aborted};
         last_take_ = now;
-        target_ = settings_.size; // demand: what is taken is replaced
+        if (tokens_keep_)
+            target_ = settings_.size; // demand: what is taken is replaced
         if (!ready_.empty()) {
             // The one nearest its end: the others stay usable longer. The oldest,
             // unless a token's own expiry comes before an older one's max_age.
@@ -108,6 +122,7 @@ public:
                                  [](const entry& a, const entry& b) { return a.usable_until < b.usable_until; });
             take_answer answer{take_kind::ready, std::move(first_to_end->token), {}};
             ready_.erase(first_to_end);
+            check_invariants();
             return answer;
         }
         // Backing off, nothing is coming unless a mint started before the failure
@@ -116,6 +131,7 @@ public:
         if (backing_off(now) && in_flight_ <= waiting_)
             return {take_kind::fail, std::nullopt, last_error_};
         ++waiting_;
+        check_invariants();
         return {};
     }
 
@@ -145,6 +161,7 @@ public:
         const std::size_t room = in_flight_ < limit ? limit - in_flight_ : 0;
         const std::size_t due = std::min(wanted - have, room);
         in_flight_ += due;
+        check_invariants();
         return due;
     }
 
@@ -156,26 +173,27 @@ public:
 
     // A mint succeeded at `now`; the token is usable until `usable_until`. For
     // `kept`, the token was moved into the reserve.
-    minted_kind minted(Token& token, reserve_clock::time_point now, reserve_clock::time_point usable_until)
+    minted_kind minted(Token& token, reserve_clock::time_point now, reserve_clock::time_point usable_until) noexcept
     {
         BOOST_ASSERT(in_flight_ > 0);
         --in_flight_;
         failures_ = 0;
         if (closed_)
             return minted_kind::discard;
+        tokens_keep_ = usable_until - now >= shortest_keep;
+        if (!tokens_keep_)
+            target_ = 0; // none minted ahead would keep either: takes wait for mints of their own
         if (waiting_ > 0) {
             // Minted for this taker, as fresh as a token minted for its request:
             // handed over whatever its end, which is the reserve's margin.
             --waiting_;
             return minted_kind::to_waiter;
         }
-        if (usable_until <= now) {
-            // Already at its end (a server that mints short-lived tokens): not
-            // replaced, or a reserve nobody takes from would mint for ever.
-            target_ = target_ > 0 ? target_ - 1 : 0;
+        if (!tokens_keep_)
             return minted_kind::discard;
-        }
-        ready_.push_back({std::move(token), now, usable_until});
+        BOOST_ASSERT(ready_.size() < ready_.capacity()); // ready + in flight <= size: no reallocation
+        ready_.push_back(entry{std::move(token), now, usable_until});
+        check_invariants();
         return minted_kind::kept;
     }
 
@@ -220,16 +238,20 @@ public:
                 failed.youngest = others - in_flight_;
             waiting_ -= failed.total();
         }
+        check_invariants();
         return failed;
     }
 
     // --- time --------------------------------------------------------------------
 
-    // Discards the tokens whose end has come, oldest first, into `discarded` (for
-    // the driver to wipe). All of them are looked at: a younger token may end
-    // first (its own expiry before an older one's max_age), and there are `size`.
-    void expire(reserve_clock::time_point now, std::vector<Token>& discarded)
+    // Discards the tokens whose end has come, oldest first: `discard(Token&)`,
+    // noexcept, wipes each (the driver's). All of them are looked at: a younger
+    // token may end first (its own expiry before an older one's max_age). Returns
+    // how many were discarded.
+    template <class Discard> std::size_t expire(reserve_clock::time_point now, Discard&& discard) noexcept
     {
+        static_assert(noexcept(discard(std::declval<Token&>())));
+        std::size_t discarded = 0;
         for (auto it = ready_.begin(); it != ready_.end();) {
             if (it->usable_until > now) {
                 ++it;
@@ -237,9 +259,12 @@ public:
             }
             if (!last_take_ || *last_take_ < it->minted_at)
                 target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one during its life
-            discarded.push_back(std::move(it->token));
+            discard(it->token);
+            ++discarded;
             it = ready_.erase(it);
         }
+        check_invariants();
+        return discarded;
     }
 
     // When the driver's timer should next call expire() and mints_due(): the
@@ -257,13 +282,15 @@ public:
 
     // --- the end -----------------------------------------------------------------
 
-    // Discards every ready token into `discarded`; returns how many waiting takers
-    // to fail with operation_aborted. Mints in flight end as discard.
-    std::size_t close(std::vector<Token>& discarded)
+    // Discards every ready token through `discard(Token&)`, noexcept; returns how
+    // many waiting takers to fail with operation_aborted. Mints in flight end as
+    // discard.
+    template <class Discard> std::size_t close(Discard&& discard) noexcept
     {
+        static_assert(noexcept(discard(std::declval<Token&>())));
         closed_ = true;
         for (auto& kept : ready_)
-            discarded.push_back(std::move(kept.token));
+            discard(kept.token);
         ready_.clear();
         return std::exchange(waiting_, 0);
     }
@@ -276,6 +303,14 @@ public:
     bool backing_off(reserve_clock::time_point now) const noexcept { return failures_ > 0 && now < backoff_until_; }
 
 private:
+    void check_invariants() const noexcept
+    {
+        BOOST_ASSERT(target_ <= settings_.size);
+        BOOST_ASSERT(ready_.size() + in_flight_ <= settings_.size);
+        BOOST_ASSERT(waiting_ == 0 || ready_.empty()); // a ready token would have gone to a waiter
+        BOOST_ASSERT(!closed_ || (ready_.empty() && waiting_ == 0));
+    }
+
     struct entry {
         Token token;
         reserve_clock::time_point minted_at;
@@ -283,7 +318,7 @@ private:
     };
 
     const settings settings_;
-    std::deque<entry> ready_; // oldest first (not always the first to end)
+    std::vector<entry> ready_; // oldest first (not always the first to end); capacity `size`
     std::size_t target_;
     std::size_t in_flight_ = 0;
     std::size_t waiting_ = 0;
@@ -293,6 +328,7 @@ private:
     std::optional<reserve_clock::time_point> last_take_{};
     std::optional<reserve_clock::time_point> last_failure_{};
     std::uint64_t epoch_ = 0; // backoff periods begun
+    bool tokens_keep_ = true; // the last token minted had time left: minting ahead is worth it
     double (*jitter_)() noexcept;
     bool closed_ = false;
 };

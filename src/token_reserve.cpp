@@ -5,12 +5,12 @@
 #include "erase_token.hpp"
 #include "request_op.hpp"
 #include "reserve_state.hpp"
+#include "token_completion.hpp"
 
 #include <cartesia/detail/client_access.hpp>
 #include <cartesia/error.hpp>
 #include <cartesia/token_reserve.hpp>
 
-#include <boost/asio/append.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -28,6 +28,9 @@ namespace {
 
 // No token lives longer (expires_in is at most 3600 s): a longer max_age is a mistake.
 constexpr std::chrono::seconds longest_max_age{3600};
+// More would be a mistake too: as many API calls at once on construction, and as
+// many again whenever the reserve refills after being idle.
+constexpr std::size_t largest_size = 1024;
 
 using state_type = reserve_state<token_response>;
 
@@ -42,7 +45,7 @@ std::shared_ptr<client_impl> shared_state_of(const client& c) noexcept
 // nothing is minted): still a valid state.
 state_type::settings settings_of(const token_reserve_options& options) noexcept
 {
-    return {std::max<std::size_t>(options.size, 1),
+    return {std::clamp<std::size_t>(options.size, 1, largest_size),
             std::clamp<reserve_clock::duration>(options.max_age, std::chrono::seconds(1), longest_max_age)};
 }
 
@@ -78,19 +81,14 @@ public:
           timer_(strand_)
     {
         diagnostics ignored;
-        if (options.size == 0 || options.max_age.count() <= 0 || options.max_age > longest_max_age)
+        if (options.size == 0 || options.size > largest_size || options.max_age.count() <= 0 ||
+            options.max_age > longest_max_age)
             invalid_ = error::invalid_argument;
         else
             invalid_ = validate_request(request_, ignored);
     }
 
-    ~reserve_impl()
-    {
-        std::vector<token_response> discarded;
-        state_.close(discarded);
-        for (auto& t : discarded)
-            erase_token(t);
-    }
+    ~reserve_impl() { state_.close(erase); }
 
     reserve_impl(const reserve_impl&) = delete;
     reserve_impl& operator=(const reserve_impl&) = delete;
@@ -168,10 +166,7 @@ public:
 
     void close()
     {
-        std::vector<token_response> discarded;
-        [[maybe_unused]] const std::size_t waiting = state_.close(discarded);
-        for (auto& t : discarded)
-            erase_token(t);
+        [[maybe_unused]] const std::size_t waiting = state_.close(erase);
         // Out of the queue at once, as the state counts them no more.
         BOOST_ASSERT(waiting == waiters_.size());
         std::list<std::shared_ptr<pending_take>> failing;
@@ -198,6 +193,9 @@ private:
     struct mint_in_flight {
         asio::cancellation_signal signal;
     };
+
+    // What the state calls on each token it discards.
+    static constexpr auto erase = [](token_response& t) noexcept { erase_token(t); };
 
     void check_waiters() const noexcept { BOOST_ASSERT(state_.waiting() == waiters_.size()); }
 
@@ -245,26 +243,32 @@ private:
         // that one counted meanwhile, and `work` may go. The slot is cleared there,
         // where the caller may emit, not here on the reserve's strand (the bridge,
         // holding weak references only, is harmless until then).
-        // The token is erased if the post fails or the executor never runs it.
         const auto handler_executor = asio::get_associated_executor(p.handler, executor_);
         asio::post(executor_,
-                   asio::bind_executor(handler_executor, [slot = p.slot, handler = std::move(p.handler), ec,
-                                                          response = token_in_transit(std::move(response))]() mutable {
-                       if (slot.is_connected())
-                           slot.clear();
-                       std::move(handler)(ec, response.take());
-                   }));
+                   asio::bind_executor(handler_executor, token_completion{std::move(p.handler), p.slot, ec,
+                                                                          token_in_transit(std::move(response))}));
         p.work.reset();
     }
 
-    void expire(reserve_clock::time_point now)
+    void expire(reserve_clock::time_point now) noexcept
     {
-        std::vector<token_response> discarded;
-        state_.expire(now, discarded);
-        for (auto& t : discarded)
-            erase_token(t);
-        if (!discarded.empty())
+        if (state_.expire(now, erase) > 0)
             publish();
+    }
+
+    // The takes at the front of the queue whose cancellation was requested, on its
+    // way here from the caller's thread, are not served: they leave the queue now,
+    // so that the token minted goes to a take that still wants it, not to one whose
+    // result is dropped. Only the front is looked at (a mint serves the front); the
+    // others leave when their cancellation arrives.
+    void drop_cancelled_waiters()
+    {
+        std::list<std::shared_ptr<pending_take>> failing;
+        while (!waiters_.empty() && waiters_.front()->cancel_requested.load(std::memory_order_relaxed)) {
+            failing.splice(failing.end(), waiters_, waiters_.begin());
+            state_.leave();
+        }
+        fail(failing, asio::error::operation_aborted);
     }
 
     // Discards what reached its end, starts the mints due, and sets the timer.
@@ -285,6 +289,8 @@ private:
                     lost = std::current_exception();
             }
         }
+        // Nobody waits for nothing: a waiting take has a mint under way to serve it.
+        BOOST_ASSERT(state_.waiting() == 0 || state_.in_flight() > 0 || state_.closed());
         schedule(state_.next_wakeup(reserve_clock::now()));
         if (lost)
             std::rethrow_exception(lost);
@@ -319,13 +325,22 @@ private:
     {
         std::exception_ptr lost;
         try {
-            hand_over(ec, std::move(token), epoch);
+            drop_cancelled_waiters();
         } catch (...) {
             lost = std::current_exception();
         }
+        try {
+            hand_over(ec, std::move(token), epoch);
+        } catch (...) {
+            if (!lost)
+                lost = std::current_exception();
+        }
         check_waiters();
         // Not cancelled by close() (the state would be closed): the client was closed
-        // or destroyed, and nothing will ever be minted again.
+        // or destroyed, and nothing will ever be minted again. The reserve never
+        // cancels a mint otherwise, and the client reports operation_aborted only
+        // for a cancellation or its own end (reference.md, "Error codes"); a
+        // deadline is error::timeout.
         if (ec == asio::error::operation_aborted && !state_.closed())
             close();
         else

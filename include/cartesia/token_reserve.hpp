@@ -14,7 +14,7 @@ namespace cartesia {
 
 /// How many tokens a token_reserve keeps, and for how long.
 struct token_reserve_options {
-    std::size_t size = 4;             ///< Tokens kept ready, 1 or more.
+    std::size_t size = 4;             ///< Tokens kept ready, 1 to 1024.
     std::chrono::seconds max_age{60}; ///< A token older than this is discarded, never handed out. 1 to 3600 s.
 };
 
@@ -34,7 +34,12 @@ void start_take(const std::shared_ptr<reserve_impl>& impl, token_handler handler
 /// quarter of its life before, for a short-lived one), and is
 /// replaced only if a token was taken during its life: idle, the reserve mints
 /// `size` tokens once after its last take, then none, so an unused reserve costs
-/// `size` API calls per idle period, not a stream of them.
+/// `size` API calls per idle period, not a stream of them. Busy, it costs a call
+/// per token taken plus at most `size` per usable life of a token (the shorter of
+/// `max_age` and the life it has on arrival less that margin). A token that arrives
+/// usable for less than a second (a local clock ahead of the API's) is not kept and
+/// stops the minting ahead: each take then waits for a mint of its own until a
+/// token arrives with time left, and the take after that brings it back.
 ///
 /// A failed mint's error goes to the longest-waiting taker, as its token would
 /// have, and the reserve backs off (0.5 s doubling to 8 s), starting no mint:
@@ -90,15 +95,19 @@ public:
     ///
     /// @par Errors
     /// Those of the client's `async_generate_token` when minting fails (or failed
-    /// last, while the reserve backs off); `operation_aborted` when the reserve,
-    /// or its client, is closed first.
+    /// last, while the reserve backs off); `errc::not_enough_memory` when a mint
+    /// could not be started for want of memory; `error::invalid_argument`, for
+    /// every take and with no mint made, when the reserve's `request` or `options`
+    /// are invalid; `operation_aborted` when the reserve, or its client, is closed
+    /// first, or the take was cancelled.
     ///
     /// @par Cancellation
     /// `terminal`, `partial` and `total` (a waiting take has nothing to undo),
     /// also when emitted before the take reached the reserve's strand: a waiting
     /// take leaves the queue and completes with `operation_aborted`; the mint it
     /// waited for goes to the next taker or into the reserve. A take cancelled
-    /// before it reached the strand is not served even when a token is ready. A
+    /// before it reached the strand is not served even when a token is ready, nor
+    /// is one whose cancellation is on its way to the strand when a mint ends. A
     /// take already served is not affected.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken = boost::asio::deferred_t>
     auto async_take(CompletionToken&& token = CompletionToken())

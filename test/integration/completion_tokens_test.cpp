@@ -42,21 +42,6 @@ void check_token(const token_response& response)
     BOOST_TEST(payload.at("exp").to_number<long long>() - payload.at("iat").to_number<long long>() == 60);
 }
 
-// An allocator that counts what it allocates, to show the handler's is used.
-template <class T> struct counting_allocator {
-    using value_type = T;
-    std::size_t* count;
-    explicit counting_allocator(std::size_t* c) : count(c) {}
-    template <class U> counting_allocator(const counting_allocator<U>& other) : count(other.count) {}
-    T* allocate(std::size_t n)
-    {
-        ++*count;
-        return std::allocator<T>().allocate(n);
-    }
-    void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
-    template <class U> bool operator==(const counting_allocator<U>& other) const { return count == other.count; }
-};
-
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(completion_tokens)
@@ -222,12 +207,12 @@ BOOST_FIXTURE_TEST_CASE(bind_allocator_is_used_for_the_handler, server_fixture)
 {
     std::size_t allocations = 0;
     bool called = false;
-    cartesia::async_generate_token(
-        io, tls, config, tts_for_a_minute(),
-        asio::bind_allocator(counting_allocator<void>(&allocations), [&](error_code ec, const token_response&) {
-            BOOST_TEST(!ec);
-            called = true;
-        }));
+    cartesia::async_generate_token(io, tls, config, tts_for_a_minute(),
+                                   asio::bind_allocator(cartesia::test::counting_allocator<void>(&allocations),
+                                                        [&](error_code ec, const token_response&) {
+                                                            BOOST_TEST(!ec);
+                                                            called = true;
+                                                        }));
     BOOST_TEST(allocations > 0u);
     io.run();
     BOOST_TEST(called);

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +47,21 @@ public:
 private:
     boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
     std::vector<std::thread> threads_;
+};
+
+// An allocator that counts what it allocates, to show that a handler's is used.
+template <class T> struct counting_allocator {
+    using value_type = T;
+    std::size_t* count;
+    explicit counting_allocator(std::size_t* c) : count(c) {}
+    template <class U> counting_allocator(const counting_allocator<U>& other) : count(other.count) {}
+    T* allocate(std::size_t n)
+    {
+        ++*count;
+        return std::allocator<T>().allocate(n);
+    }
+    void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+    template <class U> bool operator==(const counting_allocator<U>& other) const { return count == other.count; }
 };
 
 struct server_fixture {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 #include <thread>
@@ -19,7 +20,9 @@ std::array<char, 64> marker_bytes{};
 std::atomic<std::size_t> marker_size{0};
 std::atomic<bool> scanning{false};
 std::atomic<std::thread::id> scanned_thread{};
+std::atomic<std::size_t> zeros_wanted{0};
 std::atomic<int> found{0};
+std::atomic<int> wiped{0};
 
 void scan(void* block) noexcept
 {
@@ -30,26 +33,32 @@ void scan(void* block) noexcept
     const std::string_view bytes(static_cast<const char*>(block), malloc_usable_size(block));
     if (bytes.find(marker) != std::string_view::npos)
         found.fetch_add(1, std::memory_order_relaxed);
+    const std::size_t zeros = zeros_wanted.load(std::memory_order_relaxed);
+    if (zeros > 0 && bytes.size() >= zeros &&
+        std::all_of(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(zeros), [](char c) { return c == 0; }))
+        wiped.fetch_add(1, std::memory_order_relaxed);
 }
 
 } // namespace
 
 namespace cartesia::test {
 
-void start_scanning_freed_blocks(std::string_view marker) noexcept
+void start_scanning_freed_blocks(std::string_view marker, std::size_t wiped_size) noexcept
 {
     const std::size_t size = std::min(marker.size(), marker_bytes.size() - 1);
     std::copy_n(marker.data(), size, marker_bytes.data());
     marker_size.store(size, std::memory_order_relaxed);
     found.store(0, std::memory_order_relaxed);
+    zeros_wanted.store(wiped_size, std::memory_order_relaxed);
+    wiped.store(0, std::memory_order_relaxed);
     scanned_thread.store(std::this_thread::get_id(), std::memory_order_relaxed);
     scanning.store(size > 0, std::memory_order_release);
 }
 
-int stop_scanning_freed_blocks() noexcept
+freed_blocks stop_scanning_freed_blocks() noexcept
 {
     scanning.store(false, std::memory_order_release);
-    return found.load(std::memory_order_relaxed);
+    return {found.load(std::memory_order_relaxed), wiped.load(std::memory_order_relaxed)};
 }
 
 } // namespace cartesia::test

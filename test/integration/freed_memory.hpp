@@ -7,15 +7,24 @@
 #ifndef CARTESIA_TEST_INTEGRATION_FREED_MEMORY_HPP
 #define CARTESIA_TEST_INTEGRATION_FREED_MEMORY_HPP
 
+#include <cstddef>
 #include <string_view>
 
 namespace cartesia::test {
 
-/// Starts counting the blocks this thread frees that contain `marker` (at most 63 bytes).
-void start_scanning_freed_blocks(std::string_view marker) noexcept;
+/// What a scan saw of the blocks this thread freed.
+struct freed_blocks {
+    int holding_marker = 0; ///< Still holding the marker: a secret freed unerased.
+    int wiped = 0;          ///< Zeros over their first `wiped_size` bytes: erased, then freed.
+};
 
-/// Stops; returns how many freed blocks contained the marker since the start.
-int stop_scanning_freed_blocks() noexcept;
+/// Starts counting the blocks this thread frees that contain `marker` (at most 63
+/// bytes), and those whose first `wiped_size` bytes (0: none counted) are zeros,
+/// as a secret's buffer is once erased: that the secrets were freed at all.
+void start_scanning_freed_blocks(std::string_view marker, std::size_t wiped_size = 0) noexcept;
+
+/// Stops; returns what was seen since the start.
+freed_blocks stop_scanning_freed_blocks() noexcept;
 
 } // namespace cartesia::test
 

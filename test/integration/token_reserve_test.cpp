@@ -2,19 +2,28 @@
 // each token handed out once under concurrent takers, waiting takers, their
 // cancellation, a failing API and its recovery, close() with takers waiting, and
 // that the tokens it holds are erased from memory; cancellation at each point of a
-// take, a handler's own executor, and the client closed, destroyed or moved.
+// take (from a caller's strand while two threads run), a handler's own executor and
+// allocator, completion tokens, and the client closed, destroyed or moved.
 #include "fixture.hpp"
 #include "freed_memory.hpp"
 
 #include <cartesia/token_reserve.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/require.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <set>
@@ -66,6 +75,8 @@ std::pair<error_code, token_response> take(cartesia::token_reserve& reserve)
 }
 
 constexpr std::string_view held_marker = "held-by-the-reserve-";
+// The length of their heap buffers' start that an erasure zeroes (marker, number, 'x's).
+constexpr std::size_t held_token_size = 200;
 
 // Tokens long enough to live on the heap (no small-string buffer), with the marker,
 // each different.
@@ -93,6 +104,15 @@ template <class Condition> bool run_until(asio::io_context& io, Condition done)
     return done();
 }
 
+// Closes both and runs what is left until the io_context has no more work.
+void close_and_drain(cartesia::token_reserve& reserve, cartesia::client& pool, asio::io_context& io)
+{
+    reserve.close();
+    pool.close();
+    io.restart();
+    io.run();
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_CASE(the_tokens_it_holds_are_erased_when_it_is_destroyed)
@@ -102,11 +122,13 @@ BOOST_AUTO_TEST_CASE(the_tokens_it_holds_are_erased_when_it_is_destroyed)
     {
         cartesia::token_reserve reserve(pool, {}, {4, 60s});
         BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 4; }));
-        cartesia::test::start_scanning_freed_blocks(held_marker);
+        cartesia::test::start_scanning_freed_blocks(held_marker, held_token_size);
     } // destroyed: its close() is posted, then the last reference goes
     f.io.restart();
     f.io.poll();
-    BOOST_TEST(cartesia::test::stop_scanning_freed_blocks() == 0);
+    const auto freed = cartesia::test::stop_scanning_freed_blocks();
+    BOOST_TEST(freed.holding_marker == 0);
+    BOOST_TEST(freed.wiped >= 8); // the four tokens, and their responses, were freed
     pool.close();
     f.io.restart();
     f.io.run();
@@ -118,21 +140,36 @@ BOOST_AUTO_TEST_CASE(a_token_that_reaches_max_age_is_discarded_erased_and_not_re
     cartesia::client pool(f.io.get_executor(), f.tls, f.config);
     cartesia::token_reserve reserve(pool, {}, {2, 1s});
     BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 2; }));
-    cartesia::test::start_scanning_freed_blocks(held_marker);
+    cartesia::test::start_scanning_freed_blocks(held_marker, held_token_size);
     const bool discarded = run_until(f.io, [&] { return reserve.ready() == 0; }); // a second later
-    BOOST_TEST(cartesia::test::stop_scanning_freed_blocks() == 0);
+    const auto freed = cartesia::test::stop_scanning_freed_blocks();
+    BOOST_TEST(freed.holding_marker == 0);
+    BOOST_TEST(freed.wiped >= 4); // two tokens and their responses
     BOOST_TEST_REQUIRE(discarded);
-    // Nobody took one: no replacement was minted.
+    // Nobody took one: no replacement is minted. One would be started in the step
+    // that discarded them; poll() runs the client's side of it, which would take a
+    // connection (or queue, or open one).
+    f.io.restart();
+    f.io.poll();
+    const auto quiet = pool.stats();
+    BOOST_TEST(quiet.connections_idle == quiet.connections_open);
+    BOOST_TEST(quiet.connections_opening == 0u);
+    BOOST_TEST(quiet.requests_queued == 0u);
     BOOST_TEST(f.server.requests_received() == 2u);
     // A take shows demand again: it waits for a mint, and the reserve refills.
     error_code got = asio::error::would_block;
-    reserve.async_take([&](error_code ec, const token_response&) { got = ec; });
+    std::string taken;
+    reserve.async_take([&](error_code ec, const token_response& t) {
+        got = ec;
+        taken = t.token;
+    });
     BOOST_TEST_REQUIRE(run_until(f.io, [&] { return got != asio::error::would_block && reserve.ready() == 2; }));
     BOOST_TEST(!got, got.message());
-    reserve.close();
-    pool.close();
-    f.io.restart();
-    f.io.run();
+    // Minted after the take: the third or fourth (they are minted together).
+    BOOST_TEST(
+        (taken.rfind(std::string(held_marker) + "3", 0) == 0u || taken.rfind(std::string(held_marker) + "4", 0) == 0u));
+    BOOST_TEST(f.server.requests_received() == 5u); // the taker's, and two to refill
+    close_and_drain(reserve, pool, f.io);
 }
 
 BOOST_AUTO_TEST_CASE(it_fills_itself_and_replaces_what_is_taken)
@@ -152,7 +189,9 @@ BOOST_AUTO_TEST_CASE(it_fills_itself_and_replaces_what_is_taken)
         BOOST_TEST_REQUIRE((filled->get_future().wait_for(20s) == std::future_status::ready));
         const auto [ec, token] = take(reserve);
         BOOST_TEST(!ec, ec.message());
-        BOOST_TEST(token.token.rfind("reserve-token-", 0) == 0u);
+        // One of the four minted ahead, not one minted for the take.
+        const std::set<std::string> ahead{"reserve-token-1", "reserve-token-2", "reserve-token-3", "reserve-token-4"};
+        BOOST_TEST(ahead.count(token.token) == 1u, token.token);
         // The one taken is replaced by a fifth mint.
         BOOST_TEST_REQUIRE((replaced->get_future().wait_for(20s) == std::future_status::ready));
         const auto [ec2, token2] = take(reserve);
@@ -259,19 +298,21 @@ BOOST_AUTO_TEST_CASE(close_completes_the_waiting_takers_and_later_takes)
         reached = f.server.wait_for_connections_accepted(2, 20s);
         asio::post(f.io, [&] {
             reserve.close();
-            reserve.async_take([&](error_code ec, const token_response&) {
-                codes.push_back(ec);
-                pool.close();
-            });
+            reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
         });
     });
-    f.io.run();
+    // close() itself cancels the two mints hanging in flight: the client stays open.
+    const bool ended = run_until(f.io, [&] { return codes.size() == 4 && pool.stats().failures_cancelled == 2; });
     closer.join();
     BOOST_TEST(reached);
+    BOOST_TEST(ended);
     BOOST_TEST(codes.size() == 4u);
     for (const auto& ec : codes)
         BOOST_TEST(ec == asio::error::operation_aborted);
     BOOST_TEST(reserve.ready() == 0u);
+    pool.close();
+    f.io.restart();
+    f.io.run();
 }
 
 BOOST_AUTO_TEST_CASE(a_failing_api_fails_the_takers_then_the_reserve_recovers_by_itself)
@@ -289,9 +330,14 @@ BOOST_AUTO_TEST_CASE(a_failing_api_fails_the_takers_then_the_reserve_recovers_by
     const auto [ec, token] = take(reserve);
     BOOST_TEST(ec == cartesia::error::server_error);
     BOOST_TEST(token.token.empty());
-    // Backing off: a take fails at once with the same error.
-    const auto [ec2, token2] = take(reserve);
-    BOOST_TEST(ec2 == cartesia::error::server_error);
+    // Backing off: takes fail at once with the same error, and cost no call (without
+    // the backoff, each would wait for a mint of its own). The bound leaves room for
+    // the other first mint and for the probes of two backoff periods, on a slow day.
+    for (int i = 0; i < 8; ++i) {
+        const auto [ec2, token2] = take(reserve);
+        BOOST_TEST(ec2 == cartesia::error::server_error);
+    }
+    BOOST_TEST(f.server.requests_received() <= 2u + 2u);
     // The API comes back: after its backoff, the reserve probes it by itself, and
     // a take then gets a token (the probe's, or one minted after it).
     *down = false;
@@ -378,21 +424,31 @@ BOOST_AUTO_TEST_CASE(a_cancellation_after_the_take_was_served_does_nothing)
     server_fixture f(numbered_tokens());
     cartesia::client pool(f.io.get_executor(), f.tls, f.config);
     cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 1; }));
+    // The handler runs on `other`, not run yet: the take is served, its completion
+    // queued there with the slot still connected, when the signal is emitted.
+    asio::io_context other;
     asio::cancellation_signal signal;
     int calls = 0;
     error_code got;
-    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response&) {
-        got = ec;
-        ++calls;
-        signal.emit(asio::cancellation_type::terminal); // too late: served
-        asio::post(f.io, [&] {
-            reserve.close();
-            pool.close();
-        });
-    }));
-    f.io.run();
+    std::string token;
+    reserve.async_take(asio::bind_cancellation_slot(
+        signal.slot(), asio::bind_executor(other, [&](error_code ec, const token_response& t) {
+            got = ec;
+            token = t.token;
+            ++calls;
+        })));
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 0; })); // served
+    f.io.restart();
+    f.io.poll();                                    // the completion is on its way to `other`
+    signal.emit(asio::cancellation_type::terminal); // too late
+    f.io.restart();
+    f.io.poll(); // the reserve's side of the emission
+    other.run_for(20s);
     BOOST_TEST(calls == 1);
     BOOST_TEST(!got, got.message());
+    BOOST_TEST(token == "reserve-token-1");
+    close_and_drain(reserve, pool, f.io);
 }
 
 BOOST_AUTO_TEST_CASE(a_handler_with_its_own_executor_completes_there_and_keeps_it_busy)
@@ -409,7 +465,7 @@ BOOST_AUTO_TEST_CASE(a_handler_with_its_own_executor_completes_there_and_keeps_i
     }));
     {
         cartesia::test::running_io io(f.io);
-        other.run(); // returns only once the handler ran: the take counts as its work
+        other.run_for(20s); // returns once the handler ran: the take counts as its work
         reserve.close();
         pool.close();
     }
@@ -435,12 +491,14 @@ BOOST_AUTO_TEST_CASE(a_closed_client_closes_the_reserve_and_its_waiting_takers_c
     BOOST_TEST(reached);
     BOOST_TEST(codes.size() == 1u);
     BOOST_TEST((codes.empty() || codes[0] == asio::error::operation_aborted));
-    // Later takes too.
+    BOOST_TEST(pool.stats().failures_cancelled == 2u); // its two mints; no probe after them
+    // Later takes too, with no mint.
     reserve.async_take([&](error_code ec, const token_response&) { codes.push_back(ec); });
     f.io.restart();
     f.io.run();
     BOOST_TEST(codes.size() == 2u);
     BOOST_TEST((codes.size() < 2 || codes[1] == asio::error::operation_aborted));
+    BOOST_TEST(pool.stats().failures_cancelled == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(client_and_reserve_destroyed_in_either_order_before_the_executor_runs)
@@ -481,4 +539,152 @@ BOOST_AUTO_TEST_CASE(it_mints_through_a_client_that_was_moved)
     f.io.run();
     BOOST_TEST(!got, got.message());
     BOOST_TEST(token.rfind("reserve-token-", 0) == 0u);
+}
+
+// Asio's rule for a cancellation slot, as for the client's operations: a caller on a
+// strand of its own may emit at any point of a take's life, its completion included,
+// while two threads run the io_context (TSan checks). A quarter of the takes are
+// never cancelled, a quarter at once, the others after a few hops of the caller's
+// strand, and again at every hop until their completion.
+BOOST_AUTO_TEST_CASE(a_caller_on_its_own_strand_may_emit_the_cancellation_at_any_time)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {4, 60s});
+    auto caller = asio::make_strand(f.io);
+    constexpr std::size_t takes = 40;
+    std::vector<asio::cancellation_signal> signals(takes);
+    std::vector<int> calls(takes, 0); // on the caller's strand only
+    std::set<std::string> tokens;
+    std::size_t completed = 0, served = 0, aborted = 0, other = 0, emissions = 0;
+    std::promise<void> all_completed;
+    // On the caller's strand: the i-th take's hop `hop`, until it completed.
+    std::function<void(std::size_t, std::size_t)> pester = [&](std::size_t i, std::size_t hop) {
+        if (calls[i] != 0)
+            return;
+        if (hop >= i % 8) {
+            signals[i].emit(asio::cancellation_type::terminal);
+            ++emissions;
+        }
+        asio::post(caller, [&pester, i, hop] { pester(i, hop + 1); });
+    };
+    asio::post(caller, [&] {
+        for (std::size_t i = 0; i < takes; ++i) {
+            reserve.async_take(asio::bind_cancellation_slot(
+                signals[i].slot(), asio::bind_executor(caller, [&, i](error_code ec, const token_response& t) {
+                    ++calls[i];
+                    if (!ec && !t.token.empty()) {
+                        ++served;
+                        tokens.insert(t.token);
+                    } else if (ec == asio::error::operation_aborted) {
+                        ++aborted;
+                    } else {
+                        ++other;
+                    }
+                    if (++completed == takes)
+                        all_completed.set_value();
+                })));
+            if (i % 4 == 1)
+                signals[i].emit(asio::cancellation_type::terminal); // before the take reached the reserve
+            else if (i % 4 != 0)
+                pester(i, 0);
+        }
+    });
+    {
+        cartesia::test::running_io two_threads(f.io, 2);
+        const bool ended = all_completed.get_future().wait_for(20s) == std::future_status::ready;
+        reserve.close();
+        pool.close();
+        BOOST_TEST_REQUIRE(ended);
+    }
+    BOOST_TEST(static_cast<std::size_t>(std::count(calls.begin(), calls.end(), 1)) == takes); // each once
+    BOOST_TEST(other == 0u);
+    BOOST_TEST(served + aborted == takes);
+    BOOST_TEST(served >= takes / 4);     // those never cancelled
+    BOOST_TEST(aborted >= takes / 4);    // those cancelled at once
+    BOOST_TEST(tokens.size() == served); // each token handed out once
+    BOOST_TEST(emissions > takes / 2);
+}
+
+BOOST_AUTO_TEST_CASE(deferred_is_the_default_and_use_awaitable_works)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {2, 60s});
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 2; }));
+    auto deferred_take = reserve.async_take();
+    static_assert(!std::is_same_v<decltype(deferred_take), void>);
+    f.io.restart();
+    f.io.poll();
+    BOOST_TEST(reserve.ready() == 2u); // nothing is taken until it is launched
+    std::vector<std::string> tokens;
+    std::exception_ptr failure;
+    bool done = false;
+    asio::co_spawn(
+        f.io,
+        [&]() -> asio::awaitable<void> {
+            tokens.push_back((co_await std::move(deferred_take)(asio::use_awaitable)).token);
+            tokens.push_back((co_await reserve.async_take(asio::use_awaitable)).token);
+            auto [ec, t] = co_await reserve.async_take(asio::as_tuple(asio::use_awaitable));
+            BOOST_TEST(!ec, ec.message());
+            tokens.push_back(t.token);
+        },
+        [&](std::exception_ptr e) {
+            failure = std::move(e);
+            done = true;
+        });
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return done; }));
+    BOOST_TEST(!failure);
+    BOOST_TEST(tokens.size() == 3u);
+    BOOST_TEST(std::set<std::string>(tokens.begin(), tokens.end()).size() == 3u);
+    close_and_drain(reserve, pool, f.io);
+}
+
+BOOST_AUTO_TEST_CASE(bind_allocator_is_used_for_the_type_erased_handler)
+{
+    server_fixture f(numbered_tokens());
+    cartesia::client pool(f.io.get_executor(), f.tls, f.config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    std::size_t allocations = 0;
+    bool called = false;
+    reserve.async_take(asio::bind_allocator(cartesia::test::counting_allocator<void>(&allocations),
+                                            [&](error_code ec, const token_response&) {
+                                                BOOST_TEST(!ec, ec.message());
+                                                called = true;
+                                            }));
+    BOOST_TEST(allocations > 0u); // the type-erased handler's
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return called; }));
+    close_and_drain(reserve, pool, f.io);
+}
+
+// A take whose cancellation is on its way to the reserve's strand when the mint it
+// waits for ends, queued behind that mint's result: it is not served (its result
+// would be dropped, and a token wasted), and the token stays ready. The
+// cancellation is emitted by a handler that the client's `completed` event queues
+// just before the mint's result; on an executor that never runs a function inline,
+// the result is queued too, and the reserve's strand sees it first.
+BOOST_AUTO_TEST_CASE(a_take_whose_cancellation_is_on_its_way_is_not_served)
+{
+    server_fixture f(numbered_tokens());
+    asio::cancellation_signal signal;
+    bool emitted = false;
+    auto config = f.config;
+    config.on_event = [&](const cartesia::event& e) {
+        if (e.kind == cartesia::event_kind::completed && !emitted) {
+            emitted = true;
+            asio::post(f.io, [&] { signal.emit(asio::cancellation_type::terminal); });
+        }
+    };
+    cartesia::client pool(asio::require(f.io.get_executor(), asio::execution::blocking.never), f.tls, config);
+    cartesia::token_reserve reserve(pool, {}, {1, 60s});
+    std::vector<error_code> codes;
+    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response& t) {
+        codes.push_back(ec ? ec : t.token.empty() ? asio::error::no_data : error_code{});
+    }));
+    BOOST_TEST_REQUIRE(run_until(f.io, [&] { return !codes.empty() && reserve.ready() == 1; }));
+    BOOST_TEST(emitted);
+    BOOST_TEST(codes.size() == 1u);
+    BOOST_TEST(codes[0] == asio::error::operation_aborted);
+    BOOST_TEST(f.server.requests_received() == 1u); // the token went into the reserve
+    close_and_drain(reserve, pool, f.io);
 }

@@ -39,6 +39,12 @@ std::size_t mint(state& r, std::size_t n, cd::reserve_clock::time_point now, cd:
     return to_waiters;
 }
 
+// The driver's side of expire() and close(): collects what they discard.
+auto into(std::vector<std::string>& discarded)
+{
+    return [&discarded](std::string& token) noexcept { discarded.push_back(std::move(token)); };
+}
+
 std::string failed(state::failed_waiters f)
 {
     return std::to_string(f.oldest) + " oldest, " + std::to_string(f.youngest) + " youngest";
@@ -122,9 +128,9 @@ BOOST_AUTO_TEST_CASE(a_token_at_its_end_is_discarded_never_handed_out)
     mint(r, 1, t0, 60s);
     BOOST_TEST((r.next_wakeup(t0) == t0 + 60s));
     std::vector<std::string> discarded;
-    r.expire(t0 + 59s, discarded);
+    r.expire(t0 + 59s, into(discarded));
     BOOST_TEST(discarded.empty());
-    r.expire(t0 + 60s, discarded);
+    r.expire(t0 + 60s, into(discarded));
     BOOST_TEST(discarded.size() == 1u);
     BOOST_TEST(r.ready() == 0u);
     BOOST_TEST((r.take(t0 + 60s).kind == kind::wait)); // not the discarded one
@@ -138,7 +144,7 @@ BOOST_AUTO_TEST_CASE(idle_it_mints_its_size_once_then_nothing_until_a_take)
     std::vector<std::string> discarded;
     // An hour with no taker: the first tokens reach their end and are not replaced.
     for (auto now = t0; now < t0 + 3600s; now += 1s) {
-        r.expire(now, discarded);
+        r.expire(now, into(discarded));
         const auto due = r.mints_due(now);
         mints += due;
         mint(r, due, now);
@@ -160,7 +166,7 @@ BOOST_AUTO_TEST_CASE(a_token_discarded_after_a_take_during_its_life_is_replaced)
     BOOST_TEST(r.mints_due(t0 + 10s) == 1u);
     mint(r, 1, t0 + 10s);
     std::vector<std::string> discarded;
-    r.expire(t0 + 60s, discarded); // the t0 token
+    r.expire(t0 + 60s, into(discarded)); // the t0 token
     BOOST_TEST(discarded.size() == 1u);
     BOOST_TEST(r.mints_due(t0 + 60s) == 1u); // replaced
 }
@@ -289,7 +295,7 @@ BOOST_AUTO_TEST_CASE(a_token_that_ends_before_an_older_one_goes_first)
     r.minted(young, t0 + 2s, t0 + 62s);
     BOOST_TEST((r.next_wakeup(t0 + 2s) == t0 + 20s));
     std::vector<std::string> discarded;
-    r.expire(t0 + 20s, discarded); // not only the front is looked at
+    r.expire(t0 + 20s, into(discarded)); // not only the front is looked at
     BOOST_TEST(discarded == std::vector<std::string>{"short"});
     BOOST_TEST(r.ready() == 2u);
     BOOST_TEST((r.next_wakeup(t0 + 20s) == t0 + 60s));
@@ -301,6 +307,25 @@ BOOST_AUTO_TEST_CASE(a_token_that_ends_before_an_older_one_goes_first)
     s.minted(b, t0 + 1s, t0 + 30s);
     BOOST_TEST(*s.take(t0 + 2s).token == "b");
     BOOST_TEST(*s.take(t0 + 2s).token == "a");
+}
+
+BOOST_AUTO_TEST_CASE(a_token_with_too_little_life_left_stops_the_minting_ahead_even_when_a_taker_gets_it)
+{
+    auto r = reserve_of(4);
+    BOOST_TEST((r.take(t0).kind == kind::wait)); // before anything was minted
+    BOOST_TEST(r.mints_due(t0) == 4u);
+    std::string brief = "brief";
+    BOOST_TEST((r.minted(brief, t0, t0 + 500ms) == minted::to_waiter)); // less than a second left
+    BOOST_TEST(r.target() == 0u);
+    BOOST_TEST(r.mints_due(t0) == 0u);                                // no fifth mint to refill
+    BOOST_TEST((r.minted(brief, t0, t0 + 500ms) == minted::discard)); // nor is the rest kept
+    BOOST_TEST(r.ready() == 0u);
+    // A second is enough: kept (minted already), and the next take brings the
+    // target back.
+    std::string second = "second";
+    BOOST_TEST((r.minted(second, t0, t0 + 1s) == minted::kept));
+    BOOST_TEST((r.take(t0).kind == kind::ready));
+    BOOST_TEST(r.mints_due(t0) == 3u); // the one still in flight counts
 }
 
 BOOST_AUTO_TEST_CASE(a_token_is_usable_until_its_max_age_or_its_expiry_margin)
@@ -323,7 +348,7 @@ BOOST_AUTO_TEST_CASE(close_discards_the_ready_tokens)
     r.mints_due(t0);
     mint(r, 2, t0);
     std::vector<std::string> discarded;
-    BOOST_TEST(r.close(discarded) == 0u);
+    BOOST_TEST(r.close(into(discarded)) == 0u);
     BOOST_TEST(discarded.size() == 2u);
     BOOST_TEST(r.ready() == 0u);
     BOOST_TEST(r.mints_due(t0) == 0u);
@@ -339,7 +364,7 @@ BOOST_AUTO_TEST_CASE(close_fails_the_waiters_and_mints_that_end_after_it_are_dis
     BOOST_TEST((r.take(t0).kind == kind::wait));
     BOOST_TEST((r.take(t0).kind == kind::wait));
     std::vector<std::string> discarded;
-    BOOST_TEST(r.close(discarded) == 2u);
+    BOOST_TEST(r.close(into(discarded)) == 2u);
     BOOST_TEST(r.waiting() == 0u);
     std::string late = "late";
     BOOST_TEST((r.minted(late, t0, t0 + 60s) == minted::discard));
@@ -357,6 +382,38 @@ BOOST_AUTO_TEST_CASE(a_token_minted_past_its_end_is_discarded_and_not_minted_aga
     BOOST_TEST(r.target() == 0u);
     BOOST_TEST(r.mints_due(t0) == 0u); // no loop of mints nobody wants
     BOOST_TEST((r.take(t0).kind == kind::wait));
-    BOOST_TEST(r.mints_due(t0) == 2u);
+    BOOST_TEST(r.mints_due(t0) == 1u); // the taker's own: none ahead, they would end as these did
     BOOST_TEST((r.minted(stale, t0, t0) == minted::to_waiter)); // a waiter takes the freshest there is
+}
+
+// A local clock ahead of the API's by more than a token's life: every token arrives
+// past its end. Each take must then cost one call, as without a reserve, and not
+// `size` more minted ahead to be discarded on arrival.
+BOOST_AUTO_TEST_CASE(while_tokens_arrive_past_their_end_a_take_costs_one_mint)
+{
+    auto r = reserve_of(4);
+    BOOST_TEST(r.mints_due(t0) == 4u);
+    std::string dead = "dead";
+    BOOST_TEST((r.minted(dead, t0, t0) == minted::discard));
+    std::size_t mints = 4;
+    auto now = t0;
+    for (int take = 0; take < 100; ++take) {
+        now += 1s;
+        while (r.in_flight() > 0) // the rest of the first batch, dead too
+            BOOST_TEST((r.minted(dead, now, now) == minted::discard));
+        BOOST_TEST_REQUIRE((r.take(now).kind == kind::wait));
+        mints += r.mints_due(now);
+        BOOST_TEST_REQUIRE((r.minted(dead, now, now) == minted::to_waiter));
+        mints += r.mints_due(now);
+    }
+    BOOST_TEST(mints == 4u + 100u);
+    // The clock is right again: the next waiter's token has time left, and the
+    // take after it brings the minting ahead back.
+    BOOST_TEST((r.take(now).kind == kind::wait));
+    BOOST_TEST(r.mints_due(now) == 1u);
+    std::string fresh = "fresh";
+    BOOST_TEST((r.minted(fresh, now, now + 60s) == minted::to_waiter));
+    BOOST_TEST(r.mints_due(now) == 0u);
+    BOOST_TEST((r.take(now).kind == kind::wait));
+    BOOST_TEST(r.mints_due(now) == 4u); // at most `size` at once: the taker's and 3 ahead
 }
