@@ -218,7 +218,7 @@ public:
             return {};
         last_error_ = ec;
         if (!last_take_ || (last_failure_ && *last_take_ < *last_failure_))
-            target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one since the last failure
+            spend_idle_allowance(); // nobody took one since the last failure
         last_failure_ = now;
         if (epoch == epoch_) {
             // The first failure of this period: the next step of the backoff. The
@@ -258,7 +258,7 @@ public:
                 continue;
             }
             if (!last_take_ || *last_take_ < it->minted_at)
-                target_ = target_ > 0 ? target_ - 1 : 0; // nobody took one during its life
+                spend_idle_allowance(); // nobody took one during its life
             discard(it->token);
             ++discarded;
             it = ready_.erase(it);
@@ -303,6 +303,14 @@ public:
     bool backing_off(reserve_clock::time_point now) const noexcept { return failures_ > 0 && now < backoff_until_; }
 
 private:
+    // A token discarded, or a mint failed, with no take to show demand: one fewer
+    // is wanted, so that an idle reserve stops at `size` of them.
+    void spend_idle_allowance() noexcept
+    {
+        if (target_ > 0)
+            --target_;
+    }
+
     void check_invariants() const noexcept
     {
         BOOST_ASSERT(target_ <= settings_.size);

@@ -22,6 +22,7 @@
 #include <iterator>
 #include <list>
 #include <new>
+#include <utility>
 
 namespace cartesia::detail {
 namespace {
@@ -48,6 +49,30 @@ state_type::settings settings_of(const token_reserve_options& options) noexcept
     return {std::clamp<std::size_t>(options.size, 1, largest_size),
             std::clamp<reserve_clock::duration>(options.max_age, std::chrono::seconds(1), longest_max_age)};
 }
+
+// Steps that must all run even if one throws (bad_alloc while queuing a completion,
+// which loses that handler, as in Asio): the bookkeeping goes on, and the first
+// exception is rethrown once the steps are done.
+class first_exception {
+public:
+    template <class Step> void attempt(Step&& step) noexcept
+    {
+        try {
+            std::forward<Step>(step)();
+        } catch (...) {
+            if (!first_)
+                first_ = std::current_exception();
+        }
+    }
+    void rethrow() const
+    {
+        if (first_)
+            std::rethrow_exception(first_);
+    }
+
+private:
+    std::exception_ptr first_;
+};
 
 } // namespace
 
@@ -124,19 +149,14 @@ public:
         switch (answer.kind) {
         case state_type::take_kind::ready: {
             publish();
-            std::exception_ptr lost; // rethrown after the next step, as in minted()
-            try {
-                complete(*p, {}, std::move(*answer.token));
-            } catch (...) {
-                lost = std::current_exception();
-            }
+            first_exception failure; // rethrown after the next step is queued
+            failure.attempt([&] { complete(*p, {}, std::move(*answer.token)); });
             // The replacement is started after the taker's completion, posted
             // first, has run: starting a mint writes a request (TLS and all), and
             // the taker should not wait for that.
             check_waiters();
             asio::post(strand_, [self = shared_from_this()] { self->refill(); });
-            if (lost)
-                std::rethrow_exception(lost);
+            failure.rethrow();
             return;
         }
         case state_type::take_kind::fail:
@@ -171,8 +191,8 @@ public:
         BOOST_ASSERT(waiting == waiters_.size());
         std::list<std::shared_ptr<pending_take>> failing;
         failing.splice(failing.end(), waiters_);
-        std::exception_ptr lost; // rethrown once the takes are answered
-        try {
+        first_exception failure; // rethrown once the takes are answered
+        failure.attempt([&] {
             // The mints in flight end promptly, in minted(), which discards them.
             // Emitted here, on this strand: it is their handlers' executor, where the
             // client's operations clear the slot (a signal must not be emitted on one
@@ -180,13 +200,10 @@ public:
             for (const auto& m : mints_)
                 m->signal.emit(asio::cancellation_type::terminal);
             timer_.cancel();
-        } catch (...) {
-            lost = std::current_exception();
-        }
+        });
         publish();
-        fail(failing, asio::error::operation_aborted);
-        if (lost)
-            std::rethrow_exception(lost);
+        failure.attempt([&] { fail(failing, asio::error::operation_aborted); });
+        failure.rethrow();
     }
 
 private:
@@ -214,23 +231,16 @@ private:
     }
 
     // Completes every take of `failing`, out of the queue already, even if completing
-    // one throws (bad_alloc, which loses that handler, as in Asio, and is rethrown
-    // after): the queue and the state cannot be left apart, nor the others unanswered.
+    // one throws: the queue and the state cannot be left apart, nor the others
+    // unanswered.
     void fail(std::list<std::shared_ptr<pending_take>>& failing, error_code ec)
     {
         for (const auto& p : failing)
             p->queued.reset();
-        std::exception_ptr first_failure;
-        for (const auto& p : failing) {
-            try {
-                complete(*p, ec, {});
-            } catch (...) {
-                if (!first_failure)
-                    first_failure = std::current_exception();
-            }
-        }
-        if (first_failure)
-            std::rethrow_exception(first_failure);
+        first_exception failure;
+        for (const auto& p : failing)
+            failure.attempt([&] { complete(*p, ec, {}); });
+        failure.rethrow();
     }
 
     // Posted, never run here: a take completes outside async_take, and a handler
@@ -263,12 +273,8 @@ private:
     // others leave when their cancellation arrives.
     void drop_cancelled_waiters()
     {
-        std::list<std::shared_ptr<pending_take>> failing;
-        while (!waiters_.empty() && waiters_.front()->cancel_requested.load(std::memory_order_relaxed)) {
-            failing.splice(failing.end(), waiters_, waiters_.begin());
-            state_.leave();
-        }
-        fail(failing, asio::error::operation_aborted);
+        while (!waiters_.empty() && waiters_.front()->cancel_requested.load(std::memory_order_relaxed))
+            cancel(std::shared_ptr(waiters_.front())); // a copy: cancel() erases the queue's
     }
 
     // Discards what reached its end, starts the mints due, and sets the timer.
@@ -280,20 +286,13 @@ private:
         const auto epoch = state_.mint_epoch();
         // Every mint counted due is started (or failed), even if failing the
         // takers of one throws: one counted but never started would be waited for.
-        std::exception_ptr lost;
-        for (std::size_t due = state_.mints_due(now); due > 0; --due) {
-            try {
-                mint(epoch);
-            } catch (...) {
-                if (!lost)
-                    lost = std::current_exception();
-            }
-        }
+        first_exception failure;
+        for (std::size_t due = state_.mints_due(now); due > 0; --due)
+            failure.attempt([&] { mint(epoch); });
         // Nobody waits for nothing: a waiting take has a mint under way to serve it.
         BOOST_ASSERT(state_.waiting() == 0 || state_.in_flight() > 0 || state_.closed());
         schedule(state_.next_wakeup(reserve_clock::now()));
-        if (lost)
-            std::rethrow_exception(lost);
+        failure.rethrow();
     }
 
     void mint(std::uint64_t epoch)
@@ -323,18 +322,9 @@ private:
     // could not be queued, bad_alloc, is rethrown as Asio would, after that step).
     void minted(error_code ec, token_response token, std::uint64_t epoch)
     {
-        std::exception_ptr lost;
-        try {
-            drop_cancelled_waiters();
-        } catch (...) {
-            lost = std::current_exception();
-        }
-        try {
-            hand_over(ec, std::move(token), epoch);
-        } catch (...) {
-            if (!lost)
-                lost = std::current_exception();
-        }
+        first_exception failure;
+        failure.attempt([&] { drop_cancelled_waiters(); });
+        failure.attempt([&] { hand_over(ec, std::move(token), epoch); });
         check_waiters();
         // Not cancelled by close() (the state would be closed): the client was closed
         // or destroyed, and nothing will ever be minted again. The reserve never
@@ -345,8 +335,7 @@ private:
             close();
         else
             refill();
-        if (lost)
-            std::rethrow_exception(lost);
+        failure.rethrow();
     }
 
     void hand_over(error_code ec, token_response token, std::uint64_t epoch)

@@ -104,6 +104,12 @@ template <class Condition> bool run_until(asio::io_context& io, Condition done)
     return done();
 }
 
+// What a take ended with: its error, or no_data for a success without a token.
+error_code outcome(error_code ec, const token_response& t)
+{
+    return ec ? ec : t.token.empty() ? asio::error::no_data : error_code{};
+}
+
 // Closes both and runs what is left until the io_context has no more work.
 void close_and_drain(cartesia::token_reserve& reserve, cartesia::client& pool, asio::io_context& io)
 {
@@ -397,9 +403,8 @@ BOOST_AUTO_TEST_CASE(a_take_cancelled_before_it_reaches_the_reserve_leaves_the_r
     BOOST_TEST_REQUIRE(run_until(f.io, [&] { return reserve.ready() == 1; }));
     asio::cancellation_signal signal;
     std::vector<error_code> codes;
-    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response& t) {
-        codes.push_back(ec ? ec : t.token.empty() ? asio::error::no_data : error_code{});
-    }));
+    reserve.async_take(asio::bind_cancellation_slot(
+        signal.slot(), [&](error_code ec, const token_response& t) { codes.push_back(outcome(ec, t)); }));
     signal.emit(asio::cancellation_type::terminal); // the take is not on the strand yet
     BOOST_TEST_REQUIRE(run_until(f.io, [&] { return !codes.empty(); }));
     BOOST_TEST(codes.size() == 1u);
@@ -678,9 +683,8 @@ BOOST_AUTO_TEST_CASE(a_take_whose_cancellation_is_on_its_way_is_not_served)
     cartesia::client pool(asio::require(f.io.get_executor(), asio::execution::blocking.never), f.tls, config);
     cartesia::token_reserve reserve(pool, {}, {1, 60s});
     std::vector<error_code> codes;
-    reserve.async_take(asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, const token_response& t) {
-        codes.push_back(ec ? ec : t.token.empty() ? asio::error::no_data : error_code{});
-    }));
+    reserve.async_take(asio::bind_cancellation_slot(
+        signal.slot(), [&](error_code ec, const token_response& t) { codes.push_back(outcome(ec, t)); }));
     BOOST_TEST_REQUIRE(run_until(f.io, [&] { return !codes.empty() && reserve.ready() == 1; }));
     BOOST_TEST(emitted);
     BOOST_TEST(codes.size() == 1u);
